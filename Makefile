@@ -1,0 +1,35 @@
+# The README's commands. `make demo` and `make test` work on a fresh machine: they set up everything.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: setup demo test lint typecheck services faults bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup ## sandbox providers + SQLite + in-process broker, end to end
+	$(VENV)/bin/sxsync demo $(DEMO_ARGS)
+
+services: ## Redis and PostgreSQL on loopback (started if down; fails if they cannot be reached)
+	bash scripts/ensure-services.sh
+
+lint: setup
+	$(PY) -m ruff check .
+
+typecheck: setup
+	$(PY) -m mypy
+
+test: setup services lint typecheck ## the whole suite, on real Redis, PostgreSQL and SQLite
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup services
+	$(PY) bench/gmail_backfill.py
+
+clean:
+	rm -rf $(VENV) .sxsync .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""Turning a completed consent into a syncing connection (and a reconnect into a recovered one)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from connectors.base import Endpoints, FetchContext
+from connectors.registry import CONNECTORS, get_connector
+from models.tables import AuditEvent, Connection, Member, SyncState
+from sync.runtime import Runtime
+from tokens.consent import ConsentResult, save_credential
+
+
+def sources_of(provider: str) -> list[str]:
+    """The registered sources one provider's consent covers."""
+    return [name for name, c in CONNECTORS.items() if c.provider == provider]
+
+
+def scopes_of(provider: str) -> list[str]:
+    """The union of the narrowest scopes the provider's sources need."""
+    return sorted({scope for name in sources_of(provider) for scope in get_connector(name).scopes})
+
+
+def activate(rt: Runtime, result: ConsentResult) -> list[Connection]:
+    """Create (or reactivate) one connection per source of the provider, with due sync states."""
+    connections = []
+    for source in sources_of(result.provider):
+        account = _whoami(rt, source, result.tokens.access_token)
+        connections.append(_upsert(rt, result, source, account))
+    return connections
+
+
+def _whoami(rt: Runtime, source: str, access_token: str) -> str:
+    """The account address as the provider reports it (never the rep's say-so)."""
+    connector = get_connector(source)
+    provider = rt.settings.provider(connector.provider)
+    ctx = FetchContext(
+        access_token=access_token,
+        endpoints=Endpoints(provider.api_url, rt.settings.ca_bundle or None, rt.settings.http_timeout),
+        account="",
+        now=rt.clock(),
+    )
+    return connector.whoami(ctx)
+
+
+def _upsert(rt: Runtime, result: ConsentResult, source: str, account: str) -> Connection:
+    """One connection row per (member, source, account); a reconnect reuses it."""
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        connection = session.execute(
+            select(Connection).where(
+                Connection.org_id == result.org_id,
+                Connection.member_id == result.member_id,
+                Connection.source == source,
+                Connection.account == account,
+            )
+        ).scalar_one_or_none()
+        action = "connection.reconnected" if connection else "connection.connected"
+        if connection is None:
+            connection = Connection(
+                org_id=result.org_id,
+                member_id=result.member_id,
+                source=source,
+                provider=result.provider,
+                account=account,
+            )
+            session.add(connection)
+        connection.status = "active"
+        connection.last_error = None
+        connection.scopes = result.tokens.scope or ""
+        connection.extra = {k: v for k, v in result.tokens.extra.items() if k in ("instance_url",)}
+        session.flush()
+        save_credential(session, connection_id=connection.id, tokens=result.tokens, vault=rt.vault)
+        for stream in get_connector(source).streams:
+            state = session.execute(
+                select(SyncState).where(SyncState.connection_id == connection.id, SyncState.stream == stream)
+            ).scalar_one_or_none()
+            if state is None:
+                session.add(
+                    SyncState(org_id=result.org_id, connection_id=connection.id, stream=stream, next_run_at=now)
+                )
+            elif not state.running:
+                state.next_run_at = now
+                state.failed = False
+                state.attempts = 0
+        member = session.get_one(Member, result.member_id)
+        session.add(
+            AuditEvent(
+                org_id=result.org_id,
+                actor=member.email,
+                action=action,
+                target=f"connection:{connection.id}",
+                details={"source": source, "account": account},
+            )
+        )
+    return connection

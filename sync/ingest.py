@@ -1,0 +1,382 @@
+"""Write one page of observations into the network store, in the caller's transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from connectors.base import ActivityObservation, Deletion, Observation, Rejection
+from models.store import insert_ignore, lock_org, publish_contacts
+from models.tables import Activity, Interaction, Participant, Rejected, Sighting
+from sync.contacts import ContactBook
+from sync.interactions import OrgView, UnionParticipant, derive, union
+from sync.relationships import recompute_relationships
+from sync.strength import StrengthPolicy
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IngestTarget:
+    """Where a page lands: the org's view and the connection that fetched it."""
+
+    org_id: int
+    org: OrgView
+    connection_id: int
+    stream: str
+    generation: int
+    policy: StrengthPolicy
+    keep_subjects: bool = False
+
+
+@dataclass
+class IngestStats:
+    """What a page changed (for logs, metrics and the bench)."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    activities_touched: int = 0
+    contacts_published: int = 0
+    touched_contacts: set[int] = field(default_factory=set)
+
+
+def content_hash(obs: ActivityObservation, keep_subjects: bool) -> str:
+    """A stable digest of what we store of a copy: unchanged copies write nothing."""
+    payload = [
+        obs.kind,
+        obs.dedupe_key,
+        obs.occurred_at.isoformat(),
+        obs.noise,
+        obs.malformed_from,
+        obs.subject if keep_subjects else None,
+        sorted((p.role, p.email, p.name or "", p.declined) for p in obs.participants),
+    ]
+    return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+
+
+def ingest_page(
+    session: Session,
+    target: IngestTarget,
+    observations: Sequence[Observation],
+    rejections: Sequence[Rejection],
+    now: datetime,
+) -> IngestStats:
+    """Upsert copies by natural key, apply deletions, and recompute what they touched."""
+    lock_org(session, target.org_id)
+    stats = IngestStats()
+    touched: set[int] = set()
+    activities = _last_copy_wins([o for o in observations if isinstance(o, ActivityObservation)])
+    deletions = [o for o in observations if isinstance(o, Deletion)]
+    book = ContactBook(session, target.org_id)
+    touched |= _upsert_copies(session, target, activities, stats, book)
+    touched |= _delete_copies(session, target, deletions, stats, book)
+    pairs = _recompute_activities(session, target, touched, book)
+    stats.activities_touched = len(touched)
+    contacts = recompute_relationships(session, target.org_id, pairs, now, target.policy)
+    contacts |= book.changed
+    book.refresh_names(session)
+    contacts |= book.retire_unevidenced(session)
+    stats.touched_contacts = contacts
+    stats.contacts_published = publish_contacts(session, target.org_id, contacts)
+    stats.rejected = _record_rejections(session, target, rejections)
+    return stats
+
+
+def _last_copy_wins(observations: list[ActivityObservation]) -> list[ActivityObservation]:
+    """A page naming one copy twice keeps its last version."""
+    by_key: dict[tuple[str, str], ActivityObservation] = {}
+    for obs in observations:
+        by_key[(obs.source, obs.external_id)] = obs
+    return list(by_key.values())
+
+
+def _upsert_copies(
+    session: Session,
+    target: IngestTarget,
+    observations: list[ActivityObservation],
+    stats: IngestStats,
+    book: ContactBook,
+) -> set[int]:
+    """Insert new copies, rewrite changed ones, stamp unchanged ones with the pass generation."""
+    if not observations:
+        return set()
+    touched: set[int] = set()
+    existing = _existing_sightings(session, target.connection_id, [(o.source, o.external_id) for o in observations])
+    hashes = {(o.source, o.external_id): content_hash(o, target.keep_subjects) for o in observations}
+    stale_generation: list[int] = []
+    fresh: list[ActivityObservation] = []
+    for obs in observations:
+        key = (obs.source, obs.external_id)
+        found = existing.get(key)
+        if found is not None and found[1] == hashes[key]:
+            stats.unchanged += 1
+            if found[3] != target.generation:
+                stale_generation.append(found[0])
+            continue
+        fresh.append(obs)
+    if stale_generation:
+        session.execute(update(Sighting).where(Sighting.id.in_(stale_generation)).values(generation=target.generation))
+    if not fresh:
+        return touched
+    activity_ids = _activity_ids(session, target, fresh)
+    changed_ids = [existing[(o.source, o.external_id)][0] for o in fresh if (o.source, o.external_id) in existing]
+    if changed_ids:
+        touched.update(existing[(o.source, o.external_id)][2] for o in fresh if (o.source, o.external_id) in existing)
+        book.suspect_sightings(changed_ids)
+        session.execute(delete(Participant).where(Participant.sighting_id.in_(changed_ids)))
+        session.execute(delete(Sighting).where(Sighting.id.in_(changed_ids)))
+        stats.changed += len(changed_ids)
+    stats.new += len(fresh) - len(changed_ids)
+    rows = [
+        {
+            "org_id": target.org_id,
+            "activity_id": activity_ids[o.dedupe_key],
+            "connection_id": target.connection_id,
+            "stream": target.stream,
+            "source": o.source,
+            "external_id": o.external_id,
+            "content_hash": hashes[(o.source, o.external_id)],
+            "generation": target.generation,
+            "occurred_at": o.occurred_at,
+            "noise": o.noise,
+            "malformed_from": o.malformed_from,
+        }
+        for o in fresh
+    ]
+    inserted = session.execute(insert(Sighting).returning(Sighting.id, Sighting.source, Sighting.external_id), rows)
+    sighting_ids = {(source, ext): sid for sid, source, ext in inserted}
+    participant_rows = [
+        {
+            "org_id": target.org_id,
+            "sighting_id": sighting_ids[(o.source, o.external_id)],
+            "activity_id": activity_ids[o.dedupe_key],
+            "role": p.role,
+            "email": p.email,
+            "name": p.name[:300] if p.name else None,
+            "declined": p.declined,
+        }
+        for o in fresh
+        for p in o.participants
+    ]
+    if participant_rows:
+        session.execute(insert(Participant), participant_rows)
+    touched.update(activity_ids[o.dedupe_key] for o in fresh)
+    return touched
+
+
+def _existing_sightings(
+    session: Session, connection_id: int, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, str, int, int]]:
+    """(source, external_id) -> (sighting id, content hash, activity id, generation)."""
+    found: dict[tuple[str, str], tuple[int, str, int, int]] = {}
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for source, ext in keys:
+        by_source[source].append(ext)
+    for source, ids in by_source.items():
+        for chunk in _chunks(ids):
+            rows = session.execute(
+                select(
+                    Sighting.id, Sighting.external_id, Sighting.content_hash, Sighting.activity_id, Sighting.generation
+                ).where(
+                    Sighting.connection_id == connection_id, Sighting.source == source, Sighting.external_id.in_(chunk)
+                )
+            )
+            for sid, ext, digest, activity_id, generation in rows:
+                found[(source, ext)] = (sid, digest, activity_id, generation)
+    return found
+
+
+def _activity_ids(session: Session, target: IngestTarget, observations: list[ActivityObservation]) -> dict[str, int]:
+    """The activity of each dedupe key, created when new (the org lock makes this race-free)."""
+    keys = sorted({o.dedupe_key for o in observations})
+    ids: dict[str, int] = {}
+    for chunk in _chunks(keys):
+        ids.update(
+            session.execute(
+                select(Activity.dedupe_key, Activity.id).where(
+                    Activity.org_id == target.org_id, Activity.dedupe_key.in_(chunk)
+                )
+            ).all()
+        )
+    first = {o.dedupe_key: o for o in observations}
+    missing = [
+        {
+            "org_id": target.org_id,
+            "dedupe_key": key,
+            "kind": first[key].kind,
+            "occurred_at": first[key].occurred_at,
+            "noise": first[key].noise,
+            "subject": first[key].subject if target.keep_subjects else None,
+        }
+        for key in keys
+        if key not in ids
+    ]
+    if missing:
+        ids.update(session.execute(insert(Activity).returning(Activity.dedupe_key, Activity.id), missing).all())
+    return ids
+
+
+def _delete_copies(
+    session: Session, target: IngestTarget, deletions: list[Deletion], stats: IngestStats, book: ContactBook
+) -> set[int]:
+    """Remove copies the source deleted; their activities are recomputed (and dropped if orphaned)."""
+    if not deletions:
+        return set()
+    existing = _existing_sightings(session, target.connection_id, [(d.source, d.external_id) for d in deletions])
+    if not existing:
+        return set()
+    doomed = [v[0] for v in existing.values()]
+    book.suspect_sightings(doomed)
+    session.execute(delete(Sighting).where(Sighting.id.in_(doomed)))
+    stats.deleted += len(existing)
+    return {v[2] for v in existing.values()}
+
+
+def sweep_unseen(session: Session, target: IngestTarget, now: datetime) -> IngestStats:
+    """After a full pass: drop this connection's copies the pass did not see (lost deletions)."""
+    lock_org(session, target.org_id)
+    stale = session.execute(
+        select(Sighting.id, Sighting.activity_id).where(
+            Sighting.connection_id == target.connection_id,
+            Sighting.stream == target.stream,
+            Sighting.generation < target.generation,
+        )
+    ).all()
+    stats = IngestStats()
+    if not stale:
+        return stats
+    book = ContactBook(session, target.org_id)
+    doomed = [sid for sid, _ in stale]
+    book.suspect_sightings(doomed)
+    for chunk in _chunks(doomed):
+        session.execute(delete(Sighting).where(Sighting.id.in_(chunk)))
+    stats.deleted = len(stale)
+    pairs = _recompute_activities(session, target, {aid for _, aid in stale}, book)
+    contacts = recompute_relationships(session, target.org_id, pairs, now, target.policy)
+    contacts |= book.changed
+    book.refresh_names(session)
+    contacts |= book.retire_unevidenced(session)
+    stats.touched_contacts = contacts
+    stats.contacts_published = publish_contacts(session, target.org_id, contacts)
+    return stats
+
+
+def _recompute_activities(
+    session: Session, target: IngestTarget, activity_ids: set[int], book: ContactBook
+) -> set[tuple[int, int]]:
+    """Re-derive touched activities from their remaining copies; return touched (member, identity) pairs."""
+    pairs: set[tuple[int, int]] = set()
+    for chunk in _chunks(sorted(activity_ids)):
+        pairs |= _recompute_chunk(session, target, chunk, book)
+    return pairs
+
+
+def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], book: ContactBook) -> set[tuple[int, int]]:
+    """One bounded batch of `_recompute_activities`."""
+    copies: dict[int, list[tuple[datetime, str | None, bool]]] = defaultdict(list)
+    for aid, occurred_at, noise, malformed in session.execute(
+        select(Sighting.activity_id, Sighting.occurred_at, Sighting.noise, Sighting.malformed_from).where(
+            Sighting.activity_id.in_(ids)
+        )
+    ):
+        copies[aid].append((occurred_at, noise, malformed))
+    people: dict[int, list[UnionParticipant]] = defaultdict(list)
+    for aid, role, email, declined in session.execute(
+        select(Participant.activity_id, Participant.role, Participant.email, Participant.declined).where(
+            Participant.activity_id.in_(ids)
+        )
+    ):
+        people[aid].append(UnionParticipant(role, email, declined))
+        book.suspect((email,))
+    old: dict[int, set[tuple[int, int, str]]] = defaultdict(set)
+    for aid, member_id, identity_id, kind in session.execute(
+        select(Interaction.activity_id, Interaction.member_id, Interaction.identity_id, Interaction.kind).where(
+            Interaction.activity_id.in_(ids)
+        )
+    ):
+        old[aid].add((member_id, identity_id, kind))
+    kinds = dict(session.execute(select(Activity.id, Activity.kind).where(Activity.id.in_(ids))).all())
+    orphaned = [aid for aid in ids if aid not in copies]
+    derived: dict[int, tuple[datetime, str | None, set[tuple[int, str, str]]]] = {}
+    for aid in ids:
+        if aid in orphaned or aid not in kinds:
+            continue
+        noise = next((n for _, n, _ in copies[aid] if n), None)
+        malformed = any(m for _, _, m in copies[aid])
+        outcome = derive(kinds[aid], union(people[aid]), target.org, source_noise=noise, malformed_from=malformed)
+        book.want(outcome.externals)
+        derived[aid] = (min(at for at, _, _ in copies[aid]), outcome.noise, set(outcome.interactions))
+    identity_of = book.ensure()
+    touched: set[tuple[int, int]] = set()
+    new_rows = []
+    gone: list[tuple[int, int, int, str]] = []
+    for aid, (occurred_at, noise, found) in derived.items():
+        want = {(m, identity_of[e], k) for m, e, k in found}
+        for m, i, k in want - old[aid]:
+            new_rows.append(
+                {
+                    "org_id": target.org_id,
+                    "activity_id": aid,
+                    "member_id": m,
+                    "identity_id": i,
+                    "kind": k,
+                    "occurred_at": occurred_at,
+                }
+            )
+            touched.add((m, i))
+        for m, i, k in old[aid] - want:
+            gone.append((aid, m, i, k))
+            touched.add((m, i))
+        session.execute(update(Activity).where(Activity.id == aid).values(occurred_at=occurred_at, noise=noise))
+    for aid in orphaned:
+        touched.update((m, i) for m, i, _ in old[aid])
+    if orphaned:
+        session.execute(delete(Interaction).where(Interaction.activity_id.in_(orphaned)))
+        session.execute(delete(Activity).where(Activity.id.in_(orphaned)))
+    for aid, m, i, k in gone:
+        session.execute(
+            delete(Interaction).where(
+                Interaction.activity_id == aid,
+                Interaction.member_id == m,
+                Interaction.identity_id == i,
+                Interaction.kind == k,
+            )
+        )
+    if new_rows:
+        session.execute(insert(Interaction), new_rows)
+    return touched
+
+
+def _record_rejections(session: Session, target: IngestTarget, rejections: Sequence[Rejection]) -> int:
+    """Keep every rejected record with its reason (idempotent on replay)."""
+    rows = [
+        {
+            "org_id": target.org_id,
+            "connection_id": target.connection_id,
+            "source": r.source,
+            "external_id": r.external_id[:255],
+            "reason": r.reason[:40],
+            "detail": r.detail[:300],
+        }
+        for r in rejections
+    ]
+    if rows:
+        insert_ignore(session, Rejected, rows, ["connection_id", "source", "external_id", "reason", "detail"])
+    return len(rows)
+
+
+def _chunks(items: Sequence[T], size: int = 500) -> Iterable[list[T]]:
+    """Bounded IN lists (SQLite caps bound parameters)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])

@@ -1,0 +1,309 @@
+"""One page of one stream of one connection, under DESIGN.md's idempotency rules.
+
+A job carries (connection, stream, cursor_version). A stale version means the page was done: the
+job only makes sure the chain goes on. The page's records and the cursor after it commit in one
+transaction, guarded by a compare-and-swap on the version and by the stream's lease; the next page
+is enqueued only after that commit. A crash anywhere re-runs at most one page, harmlessly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from connectors.base import (
+    ConnectorError,
+    CursorExpired,
+    Endpoints,
+    FetchContext,
+    Page,
+    RateLimited,
+    Unauthorized,
+)
+from connectors.registry import get_connector
+from models.tables import Connection, Member, Org, SyncState
+from sync.ingest import IngestStats, IngestTarget, ingest_page, sweep_unseen
+from sync.interactions import OrgView
+from sync.runtime import Runtime
+from sync.strength import StrengthPolicy
+from tokens.access import ReauthRequired, get_access_token
+
+log = logging.getLogger("sxsync.pipeline")
+
+Status = Literal["stale", "busy", "inactive", "committed", "done", "rate_limited", "resync", "reauth", "lost_lease"]
+MAX_ATTEMPTS = 6  # the first try and Dramatiq's retries; then the stream is marked failed
+WORKER_ID = f"{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a job did, for the actor, logs and tests."""
+
+    status: Status
+    version: int
+    stats: IngestStats | None = None
+    api_calls: int = 0
+
+
+def run_page(rt: Runtime, connection_id: int, stream: str, cursor_version: int) -> Outcome:
+    """Fetch, store and checkpoint one page; enqueue the next one (or finish the chain)."""
+    with rt.sessions() as session:
+        state = _state(session, connection_id, stream)
+        connection = session.get(Connection, connection_id)
+    if state is None or connection is None:
+        return Outcome("inactive", cursor_version)
+    if connection.status != "active":
+        _stop_chain(rt, state.id, error=None)
+        return Outcome("inactive", state.version)
+    if state.version != cursor_version:
+        _keep_chain_going(rt, state)
+        return Outcome("stale", state.version)
+    owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
+    if not _acquire_lease(rt, state.id, cursor_version, owner):
+        return Outcome("busy", cursor_version)
+    try:
+        page = _fetch(rt, connection, state)
+    except RateLimited as exc:
+        delay = exc.retry_after + random.uniform(0, min(5.0, exc.retry_after / 4 + 0.5))
+        _hold(rt, state.id, owner, delay, f"rate limited: {exc}")
+        rt.send(connection_id, stream, cursor_version, delay)
+        return Outcome("rate_limited", cursor_version)
+    except CursorExpired as exc:
+        version = _restart_full_pass(rt, state.id, owner, cursor_version, str(exc))
+        if version is None:
+            return Outcome("lost_lease", cursor_version)
+        _send_next(rt, connection_id, stream, version)
+        return Outcome("resync", version)
+    except ReauthRequired:
+        _stop_chain(rt, state.id, error="reauthorization required")
+        return Outcome("reauth", cursor_version)
+    except Exception as exc:
+        _record_failure(rt, state.id, owner, exc)
+        raise
+    return _commit(rt, connection, state, owner, page)
+
+
+def _state(session: Session, connection_id: int, stream: str) -> SyncState | None:
+    """The stream's sync state row."""
+    return session.execute(
+        select(SyncState).where(SyncState.connection_id == connection_id, SyncState.stream == stream)
+    ).scalar_one_or_none()
+
+
+def _keep_chain_going(rt: Runtime, state: SyncState) -> None:
+    """A duplicate or late message: re-enqueue the current page only if nobody did (a crash after commit)."""
+    if state.running and state.enqueued_version < state.version:
+        _send_next(rt, state.connection_id, state.stream, state.version)
+
+
+def _acquire_lease(rt: Runtime, state_id: int, version: int, owner: str) -> bool:
+    """Take the stream's lease unless a live worker holds it (at most one worker per stream)."""
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        result = session.execute(
+            update(SyncState)
+            .where(
+                SyncState.id == state_id,
+                SyncState.version == version,
+                or_(SyncState.lease_owner.is_(None), SyncState.lease_until < now),
+            )
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=rt.settings.lease_seconds), running=True)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _fetch(rt: Runtime, connection: Connection, state: SyncState) -> Page:
+    """Ask the connector for the page after the stored cursor, refreshing the token once on a 401."""
+    connector = get_connector(connection.source)
+    token = get_access_token(rt.sessions, connection.id, client_for=rt.oauth_client, vault=rt.vault, now=rt.clock())
+    try:
+        return connector.fetch_page(state.stream, state.cursor, _context(rt, connection, token.token))
+    except Unauthorized:
+        token = get_access_token(
+            rt.sessions,
+            connection.id,
+            client_for=rt.oauth_client,
+            vault=rt.vault,
+            stale_version=token.version,
+            now=rt.clock(),
+        )
+        return connector.fetch_page(state.stream, state.cursor, _context(rt, connection, token.token))
+
+
+def _context(rt: Runtime, connection: Connection, access_token: str) -> FetchContext:
+    """The connector's view of one fetch: token, endpoints, account, window."""
+    provider = rt.settings.provider(connection.provider)
+    extra = {k: str(v) for k, v in connection.extra.items()}
+    return FetchContext(
+        access_token=access_token,
+        endpoints=Endpoints(
+            api_url=extra.get("api_url") or provider.api_url,
+            ca_bundle=rt.settings.ca_bundle or None,
+            timeout=rt.settings.http_timeout,
+        ),
+        account=connection.account,
+        now=rt.clock(),
+        backfill_days=rt.settings.backfill_days,
+        page_size=rt.settings.page_size,
+        extra=extra,
+    )
+
+
+def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, page: Page) -> Outcome:
+    """Records and the next cursor in one transaction, guarded by version and lease."""
+    now = rt.clock()
+    with rt.sessions.begin() as session:
+        org = session.get_one(Org, connection.org_id)
+        target = _target(session, org, connection, state)
+        stats = ingest_page(session, target, page.observations, page.rejections, now)
+        if page.done and page.full_resync:
+            swept = sweep_unseen(session, target, now)
+            stats.deleted += swept.deleted
+            stats.contacts_published += swept.contacts_published
+        values: dict[str, Any] = {
+            "version": state.version + 1,
+            "cursor": page.cursor,
+            "last_progress_at": now,
+            "attempts": 0,
+            "failed": False,
+            "last_error": None,
+            "records_total": SyncState.records_total + stats.new + stats.changed + stats.deleted,
+            "api_calls_total": SyncState.api_calls_total + page.api_calls,
+            "pages_total": SyncState.pages_total + 1,
+        }
+        if page.done:
+            values |= {
+                "running": False,
+                "lease_owner": None,
+                "lease_until": None,
+                "last_success_at": now,
+                "next_run_at": now + timedelta(seconds=rt.settings.poll_seconds),
+                "in_full_pass": False,
+                "enqueued_version": state.version + 1,
+            }
+        else:
+            values |= {"lease_owner": None, "lease_until": None}
+        result = session.execute(
+            update(SyncState)
+            .where(SyncState.id == state.id, SyncState.version == state.version, SyncState.lease_owner == owner)
+            .values(**values)
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            session.rollback()
+            return Outcome("lost_lease", state.version)
+    version = state.version + 1
+    log.info(
+        "page stored",
+        extra={
+            "connection": connection.id,
+            "stream": state.stream,
+            "version": version,
+            "new": stats.new,
+            "changed": stats.changed,
+            "deleted": stats.deleted,
+            "rejected": stats.rejected,
+            "api_calls": page.api_calls,
+            "done": page.done,
+        },
+    )
+    if page.done:
+        return Outcome("done", version, stats, page.api_calls)
+    _send_next(rt, connection.id, state.stream, version)
+    return Outcome("committed", version, stats, page.api_calls)
+
+
+def _target(session: Session, org: Org, connection: Connection, state: SyncState) -> IngestTarget:
+    """The org's view for the interaction rules, read inside the page's transaction."""
+    members = dict(session.execute(select(Member.email, Member.id).where(Member.org_id == org.id)).all())
+    return IngestTarget(
+        org_id=org.id,
+        org=OrgView(domains=frozenset(d.lower() for d in org.domains), members=members),
+        connection_id=connection.id,
+        stream=state.stream,
+        generation=state.generation,
+        policy=StrengthPolicy.from_org_policy(org.policy),
+        keep_subjects=bool(org.policy.get("keep_subjects", False)),
+    )
+
+
+def _send_next(rt: Runtime, connection_id: int, stream: str, version: int) -> None:
+    """Enqueue the page at `version` and remember that we did."""
+    rt.send(connection_id, stream, version, 0.0)
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(SyncState)
+            .where(
+                SyncState.connection_id == connection_id,
+                SyncState.stream == stream,
+                SyncState.enqueued_version < version,
+            )
+            .values(enqueued_version=version)
+        )
+
+
+def _restart_full_pass(rt: Runtime, state_id: int, owner: str, version: int, why: str) -> int | None:
+    """An expired cursor: start a new full pass (new generation); its end sweeps what it did not see."""
+    with rt.sessions.begin() as session:
+        result = session.execute(
+            update(SyncState)
+            .where(SyncState.id == state_id, SyncState.version == version, SyncState.lease_owner == owner)
+            .values(
+                cursor=None,
+                version=version + 1,
+                generation=SyncState.generation + 1,
+                in_full_pass=True,
+                lease_owner=None,
+                lease_until=None,
+                last_error=f"cursor expired, full resync: {why}"[:500],
+                last_progress_at=rt.clock(),
+            )
+        )
+        return version + 1 if getattr(result, "rowcount", 0) == 1 else None
+
+
+def _hold(rt: Runtime, state_id: int, owner: str, delay: float, why: str) -> None:
+    """Release the lease but keep the reconciler off until the provider's Retry-After has passed."""
+    with rt.sessions.begin() as session:
+        session.execute(
+            update(SyncState)
+            .where(SyncState.id == state_id, SyncState.lease_owner == owner)
+            .values(lease_owner=None, lease_until=rt.clock() + timedelta(seconds=delay), last_error=why[:500])
+        )
+
+
+def _stop_chain(rt: Runtime, state_id: int, *, error: str | None) -> None:
+    """The connection cannot sync now (paused, revoked, needs reauth): the chain ends here."""
+    with rt.sessions.begin() as session:
+        values: dict[str, Any] = {"running": False, "lease_owner": None, "lease_until": None}
+        if error:
+            values["last_error"] = error
+        session.execute(update(SyncState).where(SyncState.id == state_id).values(**values))
+
+
+def _record_failure(rt: Runtime, state_id: int, owner: str, exc: BaseException) -> None:
+    """Count the attempt and keep a redacted reason; after MAX_ATTEMPTS the stream is failed."""
+    reason = f"{type(exc).__name__}: {exc}"[:500] if isinstance(exc, ConnectorError) else type(exc).__name__
+    with rt.sessions.begin() as session:
+        state = session.get_one(SyncState, state_id)
+        attempts = state.attempts + 1
+        failed = attempts >= MAX_ATTEMPTS
+        session.execute(
+            update(SyncState)
+            .where(SyncState.id == state_id, SyncState.lease_owner == owner)
+            .values(
+                attempts=attempts,
+                failed=failed,
+                last_error=reason,
+                lease_owner=None,
+                lease_until=None,
+                running=not failed,
+            )
+        )
+    log.warning("page failed", extra={"state": state_id, "attempt": attempts, "error": reason})

@@ -1,0 +1,68 @@
+"""Re-aggregate only the (member, contact) ties a change touched."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from models.tables import Identity, Interaction, Relationship
+from sync.strength import StrengthPolicy, strength
+
+
+def recompute_relationships(
+    session: Session, org_id: int, pairs: set[tuple[int, int]], now: datetime, policy: StrengthPolicy
+) -> set[int]:
+    """Rebuild the relationships of touched (member, identity) pairs; return the contacts whose ties changed."""
+    if not pairs:
+        return set()
+    identity_ids = sorted({i for _, i in pairs})
+    contact_of: dict[int, int] = {}
+    for start in range(0, len(identity_ids), 500):
+        contact_of.update(
+            session.execute(
+                select(Identity.id, Identity.contact_id).where(Identity.id.in_(identity_ids[start : start + 500]))
+            ).all()
+        )
+    ties = sorted({(m, contact_of[i]) for m, i in pairs if i in contact_of})
+    changed: set[int] = set()
+    for start in range(0, len(ties), 300):
+        changed |= _rebuild(session, org_id, ties[start : start + 300], now, policy)
+    return changed
+
+
+def _rebuild(
+    session: Session, org_id: int, ties: list[tuple[int, int]], now: datetime, policy: StrengthPolicy
+) -> set[int]:
+    """One bounded batch: read the ties' interactions, replace their relationship rows."""
+    found: dict[tuple[int, int], list[tuple[str, datetime]]] = defaultdict(list)
+    rows = session.execute(
+        select(Interaction.member_id, Identity.contact_id, Interaction.kind, Interaction.occurred_at)
+        .join(Identity, Identity.id == Interaction.identity_id)
+        .where(tuple_(Interaction.member_id, Identity.contact_id).in_(ties))
+    )
+    for member_id, contact_id, kind, occurred_at in rows:
+        found[(member_id, contact_id)].append((kind, occurred_at))
+    session.execute(delete(Relationship).where(tuple_(Relationship.member_id, Relationship.contact_id).in_(ties)))
+    fresh = []
+    for (member_id, contact_id), items in found.items():
+        counts = {"email_out": 0, "email_in": 0, "meeting": 0, "call": 0}
+        for kind, _ in items:
+            counts[kind] += 1
+        fresh.append(
+            {
+                "member_id": member_id,
+                "contact_id": contact_id,
+                "org_id": org_id,
+                **counts,
+                "first_at": min(at for _, at in items),
+                "last_at": max(at for _, at in items),
+                "strength": strength(items, now, policy),
+                "computed_at": now,
+            }
+        )
+    if fresh:
+        session.execute(insert(Relationship), fresh)
+    return {c for _, c in ties}

@@ -1,0 +1,81 @@
+"""The process's wiring (store, vault, OAuth clients, clock, enqueue), built once from settings."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.db import make_engine, session_factory, upgrade_schema
+from models.settings import Settings, get_settings
+from tokens.oauth import OAuthClient
+from tokens.vault import Vault, vault_from_settings
+
+Enqueue = Callable[[int, str, int, float], None]  # (connection_id, stream, cursor_version, delay_seconds)
+
+
+def system_clock() -> datetime:
+    """Wall-clock time, tz-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Everything a job needs besides its message; one per process (tests build their own)."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    vault: Vault
+    clock: Callable[[], datetime] = system_clock
+    enqueue: Enqueue | None = None
+    _clients: dict[str, OAuthClient] = field(default_factory=dict)
+
+    def oauth_client(self, provider: str) -> OAuthClient:
+        """The provider's OAuth client (endpoints and CA from settings), cached."""
+        if provider not in self._clients:
+            self._clients[provider] = OAuthClient(
+                self.settings.provider(provider), self.settings.ca_bundle or None, self.settings.http_timeout
+            )
+        return self._clients[provider]
+
+    def send(self, connection_id: int, stream: str, cursor_version: int, delay: float = 0.0) -> None:
+        """Enqueue one page job (the broker is wired in by `sync.actors`)."""
+        if self.enqueue is None:
+            raise RuntimeError("no broker wired: import sync.actors after setting the broker")
+        self.enqueue(connection_id, stream, cursor_version, delay)
+
+
+def build_runtime(settings: Settings | None = None, *, migrate: bool = True) -> Runtime:
+    """Build the runtime from settings, bringing the schema up to date first."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.effective_database_url)
+    if migrate:
+        upgrade_schema(engine)
+    return Runtime(
+        settings=settings, engine=engine, sessions=session_factory(engine), vault=vault_from_settings(settings)
+    )
+
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime, built on first use."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build_runtime()
+        return _current
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a runtime (entry points and tests)."""
+    global _current
+    with _lock:
+        _current = runtime

@@ -1,0 +1,75 @@
+"""Shared fixtures: real PostgreSQL and SQLite stores, real Redis; unreachable services fail, never skip."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, text
+
+from models.db import make_engine, upgrade_schema
+
+PG_ADMIN_URL = os.environ.get("SXSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("SXSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _pg_schema_url(schema: str) -> str:
+    """The test database with `schema` first on the search path."""
+    sep = "&" if "?" in PG_ADMIN_URL else "?"
+    return f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test (dropped afterwards)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # a missing service is a failure, not a skip
+        pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {exc}")
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file for one test."""
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """Each store test runs on SQLite and on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """An engine on a migrated, empty store."""
+    eng = make_engine(store_url)
+    upgrade_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Real Redis, flushed around the test."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(f"Redis unreachable at {REDIS_URL}: {exc}")
+    yield REDIS_URL
+    client.flushdb()

@@ -1,0 +1,1 @@
+"""OAuth tokens: consent (PKCE + signed state), encrypted storage and single-flight refresh."""

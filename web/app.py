@@ -1,0 +1,347 @@
+"""The HTTP app: consent pages, the OAuth callback, the org-scoped API and health."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from models.network import BadCursor, get_contact, org_by_slug, read_feed
+from models.orgs import AdminError, find_member, org_of_stored_key, upsert_member, upsert_org
+from models.tables import Connection, Member, Org
+from sync.connections import activate, scopes_of, sources_of
+from sync.runtime import Runtime
+from tokens import signed
+from tokens.consent import ConsentError, begin_consent, complete_consent
+from tokens.vault import signing_key
+
+CONSENT_COOKIE = "sxsync_consent"
+SESSION_PURPOSE = "connect-session"
+SESSION_TTL = 3600
+
+PROVIDER_TEXT = {
+    "google": ("Google", "Gmail message headers (sender, recipients, date)"),
+    "microsoft": ("Microsoft 365", "Outlook mail headers, calendar attendees, contacts"),
+    "salesforce": ("Salesforce", "contacts, leads, accounts, calls, logged emails and events"),
+    "hubspot": ("HubSpot", "contacts, companies, calls, meetings and logged emails"),
+}
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def connect_session(rt: Runtime, org: str, email: str, ttl: int = SESSION_TTL) -> str:
+    """A signed, short-lived link token that lets one rep reach the consent page."""
+    return signed.sign({"org": org, "email": email}, SESSION_PURPOSE, ttl, signing_key(rt.vault))
+
+
+def connect_url(rt: Runtime, org: str, email: str) -> str:
+    """The consent page URL for a rep."""
+    return f"{rt.settings.public_url}/connect?session={connect_session(rt, org, email)}"
+
+
+def redirect_uri(rt: Runtime, provider: str) -> str:
+    """One redirect URI per provider (RFC 9700 mix-up defence)."""
+    return f"{rt.settings.public_url}/oauth/callback/{provider}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who an API key speaks for: an org name, and the org once it exists."""
+
+    slug: str
+    org: Org | None
+
+
+class OrgBody(BaseModel):
+    """`PUT /api/orgs/{org}`."""
+
+    domains: list[str] = Field(min_length=1)
+
+
+class MemberBody(BaseModel):
+    """`PUT /api/orgs/{org}/members/{email}`."""
+
+    ended_on: date | None = None
+
+
+class ConnectSessionBody(BaseModel):
+    """`POST /api/connect-sessions`."""
+
+    org: str
+    email: str
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    """The app over one runtime (store, vault, settings)."""
+    app = FastAPI(title="SalesX Activity Sync", docs_url=None, redoc_url=None)
+    secure = rt.settings.public_url.startswith("https://")
+
+    def db() -> Any:
+        with rt.sessions() as session:
+            yield session
+
+    DB = Annotated[Session, Depends(db)]
+
+    def api_caller(session: DB, authorization: Annotated[str | None, Header()] = None) -> Caller:
+        """The org the bearer key belongs to; anything else is a 401."""
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            raise HTTPException(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
+        org_slug = None
+        for known, slug in rt.settings.api_key_pairs().items():
+            if hmac.compare_digest(known.encode(), key.encode()):
+                org_slug = slug
+        if org_slug is not None:  # a configured key may name an org not created yet (PUT creates it)
+            return Caller(org_slug, org_by_slug(session, org_slug))
+        stored = org_of_stored_key(session, key)
+        if stored is None:
+            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        return Caller(stored.slug, stored)
+
+    ApiCaller = Annotated[Caller, Depends(api_caller)]
+
+    def scoped(caller: Caller, slug: str) -> Org:
+        """Another org's name answers 404, like a missing one (no existence oracle)."""
+        if caller.slug != slug or caller.org is None:
+            raise HTTPException(404, "no such org")
+        return caller.org
+
+    def page(request: Request, status: int, title: str, message: str, kind: str = "error") -> HTMLResponse:
+        return templates.TemplateResponse(
+            request,
+            "message.html",
+            {"title": title, "message": message, "kind": kind, "retry": None},
+            status_code=status,
+        )
+
+    @app.get("/healthz")
+    def healthz(session: DB) -> dict[str, str]:
+        session.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.get("/connect", response_class=HTMLResponse)
+    def connect_page(request: Request, session: DB, session_token: Annotated[str, Query(alias="session")]) -> Response:
+        who = _session_or_none(rt, session_token)
+        if who is None:
+            return page(
+                request, 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
+            )
+        org = org_by_slug(session, who["org"])
+        member = find_member(session, org, who["email"]) if org else None
+        if org is None or member is None:
+            return page(request, 404, "Unknown member", "This link does not belong to a member of an organization.")
+        connected = {
+            c.provider: c.account
+            for c in session.execute(
+                select(Connection).where(Connection.member_id == member.id, Connection.status == "active")
+            ).scalars()
+        }
+        providers = [
+            {"name": p, "title": PROVIDER_TEXT[p][0], "reads": PROVIDER_TEXT[p][1], "connected": connected.get(p)}
+            for p in PROVIDER_TEXT
+            if sources_of(p)
+        ]
+        return templates.TemplateResponse(
+            request,
+            "connect.html",
+            {
+                "title": "Connect",
+                "providers": providers,
+                "session": session_token,
+                "email": member.email,
+                "org": org.slug,
+            },
+        )
+
+    @app.get("/connect/{provider}")
+    def connect_provider(
+        request: Request, provider: str, session: DB, session_token: Annotated[str, Query(alias="session")]
+    ) -> Response:
+        if provider not in PROVIDER_TEXT or not sources_of(provider):
+            return page(request, 404, "Unknown provider", f"{provider!r} is not a provider SalesX reads.")
+        who = _session_or_none(rt, session_token)
+        org = org_by_slug(session, who["org"]) if who else None
+        member = find_member(session, org, who["email"]) if org and who else None
+        if org is None or member is None:
+            return page(
+                request, 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
+            )
+        url = begin_consent(
+            session,
+            org_id=org.id,
+            member_id=member.id,
+            provider=provider,
+            redirect_uri=redirect_uri(rt, provider),
+            scopes=scopes_of(provider),
+            login_hint=member.email,
+            vault=rt.vault,
+            key=signing_key(rt.vault),
+            client=rt.oauth_client(provider),
+        )
+        session.commit()
+        state = parse_qs(urlsplit(url).query)["state"][0]
+        response = RedirectResponse(url, status_code=302)
+        response.set_cookie(
+            CONSENT_COOKIE,
+            _state_digest(state),
+            max_age=600,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+            path="/oauth/callback",
+        )
+        return response
+
+    @app.get("/oauth/callback/{provider}", response_class=HTMLResponse)
+    def oauth_callback(
+        request: Request,
+        provider: str,
+        session: DB,
+        state: str = "",
+        code: str = "",
+        error: str = "",
+    ) -> Response:
+        if provider not in PROVIDER_TEXT:
+            return page(request, 404, "Unknown provider", "This callback is not one SalesX uses.")
+        if error:
+            return page(
+                request, 400, "Access was not granted", f"The provider answered: {error[:80]}. Nothing was connected."
+            )
+        cookie = request.cookies.get(CONSENT_COOKIE, "")
+        if not state or not hmac.compare_digest(cookie, _state_digest(state)):
+            return page(
+                request,
+                400,
+                "This sign-in could not be verified",
+                "The request did not come from the consent you started in this browser. Start again.",
+            )
+        try:
+            result = complete_consent(
+                session,
+                provider=provider,
+                state=state,
+                code=code,
+                redirect_uri=redirect_uri(rt, provider),
+                vault=rt.vault,
+                key=signing_key(rt.vault),
+                client=rt.oauth_client(provider),
+            )
+            session.commit()
+        except ConsentError as exc:
+            session.commit()  # a replay or expiry must stay recorded as used
+            return page(request, 400, "This sign-in could not be completed", _consent_message(exc))
+        connections = activate(rt, result)
+        accounts = ", ".join(sorted({c.account for c in connections}))
+        response = page(
+            request,
+            200,
+            "Connected",
+            f"{PROVIDER_TEXT[provider][0]} account {accounts} is connected. You can close this window.",
+            kind="ok",
+        )
+        response.delete_cookie(CONSENT_COOKIE, path="/oauth/callback")
+        return response
+
+    @app.post("/api/connect-sessions")
+    def create_connect_session(body: ConnectSessionBody, caller: ApiCaller, session: DB) -> dict[str, str]:
+        org = scoped(caller, body.org)
+        member = _member_or_404(session, org, body.email)
+        expires = datetime.now(UTC) + timedelta(seconds=SESSION_TTL)
+        return {"url": connect_url(rt, org.slug, member.email), "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    @app.put("/api/orgs/{slug}")
+    def put_org(slug: str, body: OrgBody, caller: ApiCaller, session: DB) -> dict[str, Any]:
+        if caller.slug != slug:
+            raise HTTPException(404, "no such org")
+        try:
+            saved = upsert_org(session, slug, body.domains, actor=f"api:{slug}")
+        except AdminError as exc:
+            raise HTTPException(422, str(exc)) from None
+        session.commit()
+        return {"org": saved.slug, "domains": saved.domains}
+
+    @app.put("/api/orgs/{slug}/members/{email}")
+    def put_member(slug: str, email: str, body: MemberBody, caller: ApiCaller, session: DB) -> dict[str, Any]:
+        org = scoped(caller, slug)
+        try:
+            member = upsert_member(session, org, email, actor=f"api:{slug}", ended_on=body.ended_on)
+        except AdminError as exc:
+            raise HTTPException(422, str(exc)) from None
+        session.commit()
+        return {
+            "org": slug,
+            "email": member.email,
+            "ended_on": member.ended_on.isoformat() if member.ended_on else None,
+        }
+
+    @app.get("/api/network/contacts")
+    def contacts_feed(
+        caller: ApiCaller,
+        session: DB,
+        org_slug: Annotated[str, Query(alias="org")],
+        after: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        org = scoped(caller, org_slug)
+        try:
+            feed = read_feed(session, org.id, after, limit)
+        except BadCursor as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"items": feed.items, "next": feed.next, "has_more": feed.has_more}
+
+    @app.get("/api/network/contacts/{contact_id}")
+    def contact(contact_id: str, caller: ApiCaller, session: DB, org_slug: Annotated[str, Query(alias="org")]) -> Any:
+        org = scoped(caller, org_slug)
+        found = get_contact(session, org.id, int(contact_id)) if contact_id.isdigit() and len(contact_id) < 19 else None
+        if found is None:
+            return JSONResponse({"detail": "no such contact"}, status_code=404)
+        return found
+
+    return app
+
+
+def _session_or_none(rt: Runtime, token: str) -> dict[str, Any] | None:
+    """The (org, email) a connect link was signed for, or None when forged or expired."""
+    try:
+        return signed.verify(token, SESSION_PURPOSE, signing_key(rt.vault))
+    except signed.InvalidToken:
+        return None
+
+
+def _member_or_404(session: Session, org: Org, email: str) -> Member:
+    """A member of the caller's org, else 404."""
+    try:
+        member = find_member(session, org, email)
+    except AdminError:
+        member = None
+    if member is None:
+        raise HTTPException(404, "no such member")
+    return member
+
+
+def _state_digest(state: str) -> str:
+    """The consent cookie binds the state to the browser that started the flow."""
+    return hashlib.sha256(state.encode()).hexdigest()[:32]
+
+
+def _consent_message(exc: ConsentError) -> str:
+    """A plain sentence per refusal reason."""
+    reason = getattr(exc, "reason", "")
+    return {
+        "bad_state": "The sign-in request was altered or is not ours. Start again from your connect link.",
+        "expired_state": "The sign-in took too long (more than 10 minutes). Start again from your connect link.",
+        "replayed_state": "This sign-in was already used. Start again from your connect link.",
+        "provider_mismatch": "The answer came from a different provider than the one you chose. Start again.",
+        "exchange_failed": "The provider did not accept the sign-in. Start again from your connect link.",
+    }.get(reason, "The sign-in could not be completed. Start again from your connect link.")
