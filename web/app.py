@@ -1,6 +1,6 @@
 """The HTTP app: consent pages, the OAuth callback, the org-scoped API and health."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI resolves the closures' Annotated dependencies.
 
 import hashlib
 import hmac

@@ -99,7 +99,17 @@ def worker(processes: int, threads: int) -> None:
     _runtime()  # migrate once before the workers fork
     os.execvp(  # noqa: S606  (become the dramatiq worker)
         sys.executable,
-        [sys.executable, "-m", "dramatiq", "worker", "--processes", str(processes), "--threads", str(threads)],
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "worker",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "worker",
+        ],
     )
 
 
