@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     backfill_days: int = Field(default=365, ge=1, le=3650)
     page_size: int = Field(default=500, ge=1, le=500)
-    lease_seconds: int = Field(default=300, ge=5)
+    lease_seconds: int = Field(default=60, ge=5)
     poll_seconds: int = Field(default=300, ge=1)
     http_timeout: float = Field(default=30.0, gt=0)
 

@@ -113,7 +113,6 @@ class Credential(Base):
     refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    refreshing_until: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -66,7 +66,8 @@ def run_page(rt: Runtime, connection_id: int, stream: str, cursor_version: int) 
         _keep_chain_going(rt, state)
         return Outcome("stale", state.version)
     owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
-    if not _acquire_lease(rt, state.id, cursor_version, owner):
+    if not acquire_lease(rt, state.id, cursor_version, owner):
+        _retry_after_lease(rt, state)
         return Outcome("busy", cursor_version)
     try:
         page = _fetch(rt, connection, state)
@@ -97,13 +98,19 @@ def _state(session: Session, connection_id: int, stream: str) -> SyncState | Non
     ).scalar_one_or_none()
 
 
+def _retry_after_lease(rt: Runtime, state: SyncState) -> None:
+    """Another worker holds the page: look again once its lease would have run out (it may have died)."""
+    remaining = (state.lease_until - rt.clock()).total_seconds() if state.lease_until else 0.0
+    rt.send(state.connection_id, state.stream, state.version, max(1.0, remaining) + random.uniform(0, 2))
+
+
 def _keep_chain_going(rt: Runtime, state: SyncState) -> None:
     """A duplicate or late message: re-enqueue the current page only if nobody did (a crash after commit)."""
     if state.running and state.enqueued_version < state.version:
         _send_next(rt, state.connection_id, state.stream, state.version)
 
 
-def _acquire_lease(rt: Runtime, state_id: int, version: int, owner: str) -> bool:
+def acquire_lease(rt: Runtime, state_id: int, version: int, owner: str) -> bool:
     """Take the stream's lease unless a live worker holds it (at most one worker per stream)."""
     now = rt.clock()
     with rt.sessions.begin() as session:

@@ -92,7 +92,7 @@ def web(host: str, port: int) -> None:
 @click.option("--threads", type=int, default=4, show_default=True)
 @friendly
 def worker(processes: int, threads: int) -> None:
-    """A Dramatiq worker on SXSYNC_BROKER_URL (same as `dramatiq worker worker`)."""
+    """A Dramatiq worker on SXSYNC_BROKER_URL (`dramatiq worker`: the module that sets the broker)."""
     settings = get_settings()
     if not settings.broker_url:
         raise SettingsError("SXSYNC_BROKER_URL: a worker needs a broker (redis://… or amqp://…)")
@@ -103,7 +103,6 @@ def worker(processes: int, threads: int) -> None:
             sys.executable,
             "-m",
             "dramatiq",
-            "worker",
             "--processes",
             str(processes),
             "--threads",

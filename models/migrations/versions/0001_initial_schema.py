@@ -2,15 +2,15 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 20:58:10.115374
+Create Date: 2026-11-24 21:04:53.320264
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+import models.tables  # noqa: F401  (column types)
 
-import models.tables
 
 revision = '0001'
 down_revision = None
@@ -179,7 +179,6 @@ def upgrade() -> None:
     sa.Column('refresh_token', sa.LargeBinary(), nullable=True),
     sa.Column('expires_at', models.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('refreshing_until', models.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('updated_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),

@@ -1,0 +1,182 @@
+"""Gmail as a source: one page of the `messages` stream per call, under the gmail.metadata scope.
+
+That scope refuses `q` and format=full, so a full pass lists every message id newest first and reads
+headers in batches of 100, stopping at the backfill window; afterwards history.list replays changes.
+
+Cursor, stored verbatim by the sync layer:
+  {"phase": "full", "history_id": H, "page_token": T}   a full pass in progress (H from getProfile at its
+                                                         start, so the history after it covers the pass)
+  {"phase": "incremental", "history_id": H}             caught up at H
+  {"phase": "incremental", "history_id": H, "page_token": T}   mid-way through the history after H
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.base import (
+    JSON,
+    ConnectorError,
+    CursorExpired,
+    Deletion,
+    FetchContext,
+    Observation,
+    Page,
+    Rejection,
+)
+from connectors.emails import InvalidAddress, normalize_email
+from connectors.gmail_history import replay
+from connectors.gmail_mapping import SOURCE, internal_date, map_message
+from connectors.google_batch import BatchResult, fetch_in_batches
+from connectors.google_http import GoogleApi, open_api
+
+name: str = "gmail"
+provider: str = "google"
+streams: tuple[str, ...] = ("messages",)
+scopes: tuple[str, ...] = ("https://www.googleapis.com/auth/gmail.metadata",)
+
+BATCH_PATH = "batch/gmail/v1"
+METADATA_HEADERS = [
+    "From", "To", "Cc", "Bcc", "Date", "Message-ID", "Subject", "List-Id", "List-Unsubscribe", "Precedence",
+]  # fmt: skip
+MESSAGE_FIELDS = "id,labelIds,internalDate,payload/headers"  # no snippet: bodies are never read
+LIST_PAGE_MAX = 500
+HISTORY_PAGE_MAX = 500
+HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]
+HISTORY_FIELDS = (
+    "history(messagesAdded/message(id,labelIds),messagesDeleted/message/id,"
+    "labelsAdded(message(id,labelIds),labelIds),labelsRemoved(message(id,labelIds),labelIds)),"
+    "nextPageToken,historyId"
+)
+
+
+@dataclass
+class _PageBuilder:
+    """Observations and rejections gathered for one page."""
+
+    observations: list[Observation] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def add_batch(self, result: BatchResult, oldest: datetime | None = None) -> bool:
+        """Map a batch's messages, skipping those received before `oldest`; True when any was skipped."""
+        self.rejections.extend(Rejection(SOURCE, i, "fetch_failed", text) for i, text in result.failed.items())
+        skipped = False
+        for message in result.found.values():
+            received = internal_date(message)
+            if oldest is not None and received is not None and received < oldest:
+                skipped = True
+                continue
+            mapped = map_message(message)
+            if mapped.observation is not None:
+                self.observations.append(mapped.observation)
+            self.rejections.extend(mapped.rejections)
+        return skipped
+
+    def page(self, api: GoogleApi, cursor: JSON, *, done: bool, full_resync: bool) -> Page:
+        return Page(self.observations, self.rejections, cursor, done, api.calls, full_resync)
+
+
+def _fetch_messages(api: GoogleApi, ids: Sequence[str]) -> Iterator[BatchResult]:
+    """Metadata of `ids`, lazily, one batch of up to 100 at a time."""
+    messages = api.service.users().messages()
+
+    def get(message_id: str) -> Any:
+        return messages.get(
+            userId="me",
+            id=message_id,
+            format="metadata",
+            metadataHeaders=METADATA_HEADERS,
+            fields=MESSAGE_FIELDS,
+        )
+
+    return fetch_in_batches(api, ids, get, BATCH_PATH, "gmail users.messages.get")
+
+
+def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> Page:
+    """One messages.list page of the full pass and its headers; the pass ends at the backfill window."""
+    if cursor is None:
+        profile = api.execute(api.service.users().getProfile(userId="me"), "gmail users.getProfile")
+        if not profile.get("historyId"):
+            raise ConnectorError("gmail users.getProfile: no historyId in the answer")
+        history_id, page_token = str(profile["historyId"]), None
+    else:
+        history_id, page_token = str(cursor["history_id"]), cursor.get("page_token")
+    listing = api.execute(
+        api.service.users()
+        .messages()
+        .list(
+            userId="me",
+            maxResults=min(ctx.page_size, LIST_PAGE_MAX),
+            pageToken=page_token,
+            fields="messages/id,nextPageToken",
+        ),
+        "gmail users.messages.list",
+    )
+    now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
+    oldest = now - timedelta(days=ctx.backfill_days)
+    builder = _PageBuilder()
+    listed = listing.get("messages") or ()
+    ids = [m["id"] for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    # any() stops at the first batch reaching past the window: later batches are never sent
+    window_ended = any(builder.add_batch(result, oldest) for result in _fetch_messages(api, ids))
+    next_token = listing.get("nextPageToken")
+    if next_token and not window_ended:
+        next_cursor: JSON = {"phase": "full", "history_id": history_id, "page_token": next_token}
+        return builder.page(api, next_cursor, done=False, full_resync=True)
+    return builder.page(api, {"phase": "incremental", "history_id": history_id}, done=True, full_resync=True)
+
+
+def _history_page(api: GoogleApi, cursor: JSON) -> Page:
+    """One history.list page: deletions straight from it, additions fetched in batches."""
+    history_id = str(cursor["history_id"])
+    response = api.execute(
+        api.service.users()
+        .history()
+        .list(
+            userId="me",
+            startHistoryId=history_id,
+            historyTypes=HISTORY_TYPES,
+            maxResults=HISTORY_PAGE_MAX,
+            pageToken=cursor.get("page_token"),
+            fields=HISTORY_FIELDS,
+        ),
+        "gmail users.history.list",
+        not_found=CursorExpired,
+    )
+    changes = replay(response.get("history") or ())
+    builder = _PageBuilder()
+    builder.observations.extend(Deletion(SOURCE, message_id) for message_id in changes.delete)
+    for result in _fetch_messages(api, changes.fetch):
+        builder.add_batch(result)
+    next_token = response.get("nextPageToken")
+    if next_token:
+        next_cursor: JSON = {"phase": "incremental", "history_id": history_id, "page_token": next_token}
+        return builder.page(api, next_cursor, done=False, full_resync=False)
+    latest = str(response.get("historyId") or history_id)
+    return builder.page(api, {"phase": "incremental", "history_id": latest}, done=True, full_resync=False)
+
+
+def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
+    """The page after `cursor` (None starts a full pass); see the module docstring for the cursor."""
+    if stream not in streams:
+        raise ConnectorError(f"gmail has no stream {stream!r}; it has {streams}")
+    phase = None if cursor is None else cursor.get("phase")
+    if cursor is not None and (phase not in ("full", "incremental") or not cursor.get("history_id")):
+        raise CursorExpired(f"gmail cursor not understood: phase={phase!r}")
+    api = open_api(ctx, "gmail", "v1")
+    if phase == "incremental" and cursor is not None:
+        return _history_page(api, cursor)
+    return _full_pass_page(api, cursor, ctx)
+
+
+def whoami(ctx: FetchContext) -> str:
+    """The mailbox's own address from users.getProfile, normalized."""
+    api = open_api(ctx, "gmail", "v1")
+    profile = api.execute(api.service.users().getProfile(userId="me"), "gmail users.getProfile")
+    try:
+        return normalize_email(str(profile.get("emailAddress", "")))
+    except InvalidAddress as exc:
+        raise ConnectorError(f"gmail users.getProfile: no usable emailAddress ({exc.reason})") from None

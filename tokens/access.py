@@ -1,0 +1,200 @@
+"""Fresh access tokens for workers: one refresh per expiry across threads and processes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.tables import Connection, Credential, utcnow
+from tokens.audit import audit
+from tokens.oauth import InvalidGrant, OAuthClient, OAuthError, TokenSet
+from tokens.vault import DecryptError, Vault
+
+log = logging.getLogger(__name__)
+
+REAUTH_MESSAGE = "refresh token rejected; reconnect"
+NO_REFRESH_MESSAGE = "no refresh token; reconnect"
+
+
+class TokenError(Exception):
+    """A connection's access token cannot be had right now."""
+
+
+class NoCredential(TokenError):
+    """The connection has no stored credential (never connected, or disconnected)."""
+
+
+class ReauthRequired(TokenError):
+    """The grant is dead: the rep must consent again; the connection says so."""
+
+
+class RefreshFailed(TokenError):
+    """The provider could not refresh just now (network, 5xx, other errors): retry later."""
+
+    def __init__(self, message: str, *, error: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.error = error
+        self.status = status
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A usable access token and the credential version it came from (pass it back as stale_version)."""
+
+    token: str = field(repr=False)
+    version: int
+    expires_at: datetime | None = None
+
+
+def get_access_token(
+    sessions: sessionmaker[Session], connection_id: int, *, client_for: Callable[[str], OAuthClient],
+    vault: Vault, min_ttl: int = 60, stale_version: int | None = None, now: datetime | None = None,
+) -> AccessToken:
+    """The stored token if fresh; else refresh under a row lock, re-checking first (double-checked)."""
+    with sessions() as session:
+        credential = _credential(session, connection_id, lock=False)
+        if _usable(credential, now or utcnow(), min_ttl, stale_version):
+            return _access(credential, vault)
+    return _refresh_locked(
+        sessions, connection_id, client_for=client_for, vault=vault, min_ttl=min_ttl,
+        stale_version=stale_version, now=now,
+    )
+
+
+def _refresh_locked(
+    sessions: sessionmaker[Session], connection_id: int, *, client_for: Callable[[str], OAuthClient],
+    vault: Vault, min_ttl: int, stale_version: int | None, now: datetime | None,
+) -> AccessToken:
+    """Lock the row (FOR UPDATE; SQLite's BEGIN IMMEDIATE), re-read, refresh only if still needed."""
+    failure: TokenError | None = None
+    result: AccessToken | None = None
+    with sessions() as session, session.begin():
+        credential = _credential(session, connection_id, lock=True)
+        if _usable(credential, now or utcnow(), min_ttl, stale_version):
+            return _access(credential, vault)  # someone refreshed while we waited for the lock
+        connection = session.get(Connection, connection_id)
+        if connection is None:
+            raise NoCredential(f"connection {connection_id} does not exist")
+        if connection.status == "reauth_required":
+            failure = ReauthRequired(f"connection {connection_id} needs a new consent")
+        elif credential.refresh_token is None:
+            _mark_reauth(session, connection, NO_REFRESH_MESSAGE, error="no_refresh_token")
+            failure = ReauthRequired(f"connection {connection_id} has no refresh token; reconnect")
+        else:
+            try:
+                tokens = client_for(connection.provider).refresh(vault.decrypt(credential.refresh_token))
+            except InvalidGrant as exc:
+                _mark_reauth(session, connection, REAUTH_MESSAGE, error=exc.error)
+                failure = ReauthRequired(f"connection {connection_id}: {REAUTH_MESSAGE}")
+            except OAuthError as exc:
+                audit(
+                    session, org_id=connection.org_id, action="token.refresh_failed",
+                    connection_id=connection_id, error=exc.error or "unavailable", status=exc.status,
+                )
+                failure = RefreshFailed(str(exc), error=exc.error, status=exc.status)
+            else:
+                result = _store(session, connection, credential, tokens, vault)
+    if failure is not None:
+        raise failure
+    assert result is not None
+    return result
+
+
+def _credential(session: Session, connection_id: int, *, lock: bool) -> Credential:
+    """The connection's credential row (locked for update when asked), or NoCredential."""
+    query = select(Credential).where(Credential.connection_id == connection_id)
+    if lock:
+        query = query.with_for_update()
+    credential = session.execute(query).scalar_one_or_none()
+    if credential is None:
+        raise NoCredential(f"connection {connection_id} has no credential")
+    return credential
+
+
+def _usable(credential: Credential, now: datetime, min_ttl: int, stale_version: int | None) -> bool:
+    """Fresh for at least `min_ttl` seconds (unknown expiry counts as fresh) and not declared stale."""
+    if stale_version is not None and credential.version == stale_version:
+        return False
+    return credential.expires_at is None or credential.expires_at > now + timedelta(seconds=min_ttl)
+
+
+def _access(credential: Credential, vault: Vault) -> AccessToken:
+    """Decrypt the stored access token."""
+    return AccessToken(vault.decrypt(credential.access_token), credential.version, credential.expires_at)
+
+
+def _store(
+    session: Session, connection: Connection, credential: Credential, tokens: TokenSet, vault: Vault
+) -> AccessToken:
+    """Save a refresh's result (a rotated refresh token replaces the old one), bump version, audit."""
+    rotated = tokens.refresh_token is not None
+    credential.access_token = vault.encrypt(tokens.access_token)
+    if tokens.refresh_token is not None:
+        credential.refresh_token = vault.encrypt(tokens.refresh_token)
+    credential.expires_at = tokens.expires_at
+    credential.version = credential.version + 1
+    audit(
+        session, org_id=connection.org_id, action="token.refresh", connection_id=connection.id,
+        version=credential.version, rotated=rotated,
+        expires_at=tokens.expires_at.isoformat() if tokens.expires_at else None,
+    )
+    log.info("refreshed the access token of connection %s (version %s)", connection.id, credential.version)
+    return AccessToken(tokens.access_token, credential.version, tokens.expires_at)
+
+
+def _mark_reauth(session: Session, connection: Connection, message: str, *, error: str | None) -> None:
+    """Flag the connection for a new consent and audit why."""
+    connection.status, connection.last_error = "reauth_required", message
+    audit(
+        session, org_id=connection.org_id, action="token.refresh_failed", connection_id=connection.id,
+        error=error or "invalid_grant", reauth_required=True,
+    )
+    log.warning("connection %s needs a new consent: %s", connection.id, message)
+
+
+@dataclass(frozen=True)
+class RevokeOutcome:
+    """What disconnecting did at the provider; the local credential is gone either way."""
+
+    had_credential: bool
+    revoked_remotely: bool
+    error: str | None = None
+
+
+def revoke_connection_tokens(
+    session: Session, connection_id: int, client: OAuthClient, vault: Vault
+) -> RevokeOutcome:
+    """Revoke at the provider (refresh token, else access token), then delete the credential.
+
+    A provider error is reported in the outcome and does not keep the local copy. Flushes; the
+    caller commits (with the rest of its disconnect).
+    """
+    credential = session.execute(
+        select(Credential).where(Credential.connection_id == connection_id).with_for_update()
+    ).scalar_one_or_none()
+    if credential is None:
+        return RevokeOutcome(had_credential=False, revoked_remotely=False)
+    connection = session.get(Connection, connection_id)
+    error: str | None = None
+    revoked = False
+    try:
+        ciphertext = credential.refresh_token or credential.access_token
+        token = vault.decrypt(ciphertext)
+        if client.can_revoke:
+            client.revoke(token)
+            revoked = True
+    except (OAuthError, DecryptError) as exc:
+        error = str(exc)
+        log.warning("could not revoke connection %s at the provider: %s", connection_id, error)
+    session.delete(credential)
+    audit(
+        session, org_id=connection.org_id if connection else None, action="token.revoke",
+        connection_id=connection_id, revoked_remotely=revoked, error=error,
+    )
+    session.flush()
+    return RevokeOutcome(had_credential=True, revoked_remotely=revoked, error=error)
