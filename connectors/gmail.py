@@ -60,14 +60,14 @@ class _PageBuilder:
     observations: list[Observation] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
 
-    def add_batch(self, result: BatchResult, oldest: datetime | None = None) -> bool:
-        """Map a batch's messages, skipping those received before `oldest`; True when any was skipped."""
+    def add_batch(self, result: BatchResult, oldest: datetime) -> list[str]:
+        """Map a batch's messages, skipping those received before `oldest`; return the skipped ids."""
         self.rejections.extend(Rejection(SOURCE, i, "fetch_failed", text) for i, text in result.failed.items())
-        skipped = False
-        for message in result.found.values():
+        skipped: list[str] = []
+        for message_id, message in result.found.items():
             received = internal_date(message)
-            if oldest is not None and received is not None and received < oldest:
-                skipped = True
+            if received is not None and received < oldest:
+                skipped.append(message_id)
                 continue
             mapped = map_message(message)
             if mapped.observation is not None:
@@ -115,8 +115,7 @@ def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> P
         ),
         "gmail users.messages.list",
     )
-    now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
-    oldest = now - timedelta(days=ctx.backfill_days)
+    oldest = _window_start(ctx)
     builder = _PageBuilder()
     listed = listing.get("messages") or ()
     ids = [m["id"] for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)]
@@ -129,7 +128,13 @@ def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> P
     return builder.page(api, {"phase": "incremental", "history_id": history_id}, done=True, full_resync=True)
 
 
-def _history_page(api: GoogleApi, cursor: JSON) -> Page:
+def _window_start(ctx: FetchContext) -> datetime:
+    """Mail received before this is outside the backfill window (data minimization), in every phase."""
+    now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
+    return now - timedelta(days=ctx.backfill_days)
+
+
+def _history_page(api: GoogleApi, cursor: JSON, ctx: FetchContext) -> Page:
     """One history.list page: deletions straight from it, additions fetched in batches."""
     history_id = str(cursor["history_id"])
     response = api.execute(
@@ -149,8 +154,10 @@ def _history_page(api: GoogleApi, cursor: JSON) -> Page:
     changes = replay(response.get("history") or ())
     builder = _PageBuilder()
     builder.observations.extend(Deletion(SOURCE, message_id) for message_id in changes.delete)
+    oldest = _window_start(ctx)
     for result in _fetch_messages(api, changes.fetch):
-        builder.add_batch(result)
+        # old mail coming back (restored from Trash, imported) stays out, as a full pass would leave it
+        builder.observations.extend(Deletion(SOURCE, i) for i in builder.add_batch(result, oldest))
     next_token = response.get("nextPageToken")
     if next_token:
         next_cursor: JSON = {"phase": "incremental", "history_id": history_id, "page_token": next_token}
@@ -168,7 +175,7 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
         raise CursorExpired(f"gmail cursor not understood: phase={phase!r}")
     api = open_api(ctx, "gmail", "v1")
     if phase == "incremental" and cursor is not None:
-        return _history_page(api, cursor)
+        return _history_page(api, cursor, ctx)
     return _full_pass_page(api, cursor, ctx)
 
 

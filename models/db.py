@@ -11,7 +11,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +32,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _tune_sqlite(engine: Engine) -> None:
-    """WAL + foreign keys, and BEGIN IMMEDIATE so two writers queue instead of deadlocking."""
+    """WAL + foreign keys; write sessions BEGIN IMMEDIATE so two writers queue instead of failing."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -45,12 +46,19 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit."""
+    """Sessions that keep loaded objects usable after commit (SQLite: deferred, for reads)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def write_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for read-modify-write transactions: on SQLite they take the write lock at BEGIN,
+    so a transaction never reads a snapshot that another writer invalidates before it writes."""
+    return sessionmaker(engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -92,10 +100,22 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _at_head(engine: Engine, cfg: Config) -> bool:
+    """The store already carries the newest revision (read without alembic's per-start log lines)."""
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        versions = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    return versions == [head]
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to head under a lock: safe when several entry points start at once."""
+    cfg = alembic_config(engine)
+    if _at_head(engine, cfg):
+        return
     with _migration_lock(engine), engine.connect() as conn:
-        cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -75,6 +76,26 @@ class Settings(BaseSettings):
     def _database_scheme(cls, value: str) -> str:
         if value and not value.startswith(("sqlite", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _fernet_keys(cls, value: str) -> str:
+        """Checked here, before any store is touched (an empty value is reported where keys are needed)."""
+        for position, key in enumerate(filter(None, (part.strip() for part in value.split(","))), start=1):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                raise ValueError(f"key #{position} is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_key_pairs(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            org, sep, key = item.partition("=")
+            if not sep or not org or not key:
+                raise ValueError("expected ORG=KEY pairs, comma-separated")
         return value
 
     @field_validator("public_url")

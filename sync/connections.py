@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.base import Endpoints, FetchContext
 from connectors.registry import CONNECTORS, get_connector
 from models.tables import AuditEvent, Connection, Member, SyncState
 from sync.runtime import Runtime
+from tokens.access import revoke_connection_tokens
 from tokens.consent import ConsentResult, save_credential
 
 
@@ -46,7 +47,7 @@ def _whoami(rt: Runtime, source: str, access_token: str) -> str:
 def _upsert(rt: Runtime, result: ConsentResult, source: str, account: str) -> Connection:
     """One connection row per (member, source, account); a reconnect reuses it."""
     now = rt.clock()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         connection = session.execute(
             select(Connection).where(
                 Connection.org_id == result.org_id,
@@ -91,6 +92,31 @@ def _upsert(rt: Runtime, result: ConsentResult, source: str, account: str) -> Co
                 action=action,
                 target=f"connection:{connection.id}",
                 details={"source": source, "account": account},
+            )
+        )
+    return connection
+
+
+def disconnect(rt: Runtime, org_id: int, connection_id: int, actor: str) -> Connection | None:
+    """Revoke the tokens at the provider, stop the connection's syncs; None if not this org's connection."""
+    with rt.writes.begin() as session:
+        connection = session.execute(
+            select(Connection).where(Connection.id == connection_id, Connection.org_id == org_id).with_for_update()
+        ).scalar_one_or_none()
+        if connection is None:
+            return None
+        outcome = revoke_connection_tokens(session, connection.id, rt.oauth_client(connection.provider), rt.vault)
+        connection.status = "revoked"
+        connection.last_error = None
+        session.execute(
+            update(SyncState)
+            .where(SyncState.connection_id == connection.id)
+            .values(running=False, lease_owner=None, lease_until=None, next_run_at=None)
+        )
+        session.add(
+            AuditEvent(
+                org_id=org_id, actor=actor, action="connection.disconnected", target=f"connection:{connection.id}",
+                details={"source": connection.source, "revoked_at_provider": outcome.revoked_remotely},
             )
         )
     return connection

@@ -300,13 +300,25 @@ def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], boo
         people[aid].append(UnionParticipant(role, email, declined))
         book.suspect((email,))
     old: dict[int, set[tuple[int, int, str]]] = defaultdict(set)
-    for aid, member_id, identity_id, kind in session.execute(
-        select(Interaction.activity_id, Interaction.member_id, Interaction.identity_id, Interaction.kind).where(
-            Interaction.activity_id.in_(ids)
-        )
+    old_times: dict[int, set[datetime]] = defaultdict(set)
+    for aid, member_id, identity_id, kind, at in session.execute(
+        select(
+            Interaction.activity_id,
+            Interaction.member_id,
+            Interaction.identity_id,
+            Interaction.kind,
+            Interaction.occurred_at,
+        ).where(Interaction.activity_id.in_(ids))
     ):
         old[aid].add((member_id, identity_id, kind))
-    kinds = dict(session.execute(select(Activity.id, Activity.kind).where(Activity.id.in_(ids))).all())
+        old_times[aid].add(at)
+    stored = {
+        aid: (kind, at, noise)
+        for aid, kind, at, noise in session.execute(
+            select(Activity.id, Activity.kind, Activity.occurred_at, Activity.noise).where(Activity.id.in_(ids))
+        )
+    }
+    kinds = {aid: kind for aid, (kind, _, _) in stored.items()}
     orphaned = [aid for aid in ids if aid not in copies]
     derived: dict[int, tuple[datetime, str | None, set[tuple[int, str, str]]]] = {}
     for aid in ids:
@@ -338,7 +350,11 @@ def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], boo
         for m, i, k in old[aid] - want:
             gone.append((aid, m, i, k))
             touched.add((m, i))
-        session.execute(update(Activity).where(Activity.id == aid).values(occurred_at=occurred_at, noise=noise))
+        if old_times[aid] - {occurred_at}:  # the activity's time moved (an earlier copy): so do its interactions
+            session.execute(update(Interaction).where(Interaction.activity_id == aid).values(occurred_at=occurred_at))
+            touched.update((m, i) for m, i, _ in old[aid] & want)
+        if stored[aid][1:] != (occurred_at, noise):
+            session.execute(update(Activity).where(Activity.id == aid).values(occurred_at=occurred_at, noise=noise))
     for aid in orphaned:
         touched.update((m, i) for m, i, _ in old[aid])
     if orphaned:

@@ -113,7 +113,7 @@ def _keep_chain_going(rt: Runtime, state: SyncState) -> None:
 def acquire_lease(rt: Runtime, state_id: int, version: int, owner: str) -> bool:
     """Take the stream's lease unless a live worker holds it (at most one worker per stream)."""
     now = rt.clock()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         result = session.execute(
             update(SyncState)
             .where(
@@ -129,12 +129,12 @@ def acquire_lease(rt: Runtime, state_id: int, version: int, owner: str) -> bool:
 def _fetch(rt: Runtime, connection: Connection, state: SyncState) -> Page:
     """Ask the connector for the page after the stored cursor, refreshing the token once on a 401."""
     connector = get_connector(connection.source)
-    token = get_access_token(rt.sessions, connection.id, client_for=rt.oauth_client, vault=rt.vault, now=rt.clock())
+    token = get_access_token(rt.writes, connection.id, client_for=rt.oauth_client, vault=rt.vault, now=rt.clock())
     try:
         return connector.fetch_page(state.stream, state.cursor, _context(rt, connection, token.token))
     except Unauthorized:
         token = get_access_token(
-            rt.sessions,
+            rt.writes,
             connection.id,
             client_for=rt.oauth_client,
             vault=rt.vault,
@@ -166,7 +166,7 @@ def _context(rt: Runtime, connection: Connection, access_token: str) -> FetchCon
 def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, page: Page) -> Outcome:
     """Records and the next cursor in one transaction, guarded by version and lease."""
     now = rt.clock()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         org = session.get_one(Org, connection.org_id)
         target = _target(session, org, connection, state)
         stats = ingest_page(session, target, page.observations, page.rejections, now)
@@ -243,7 +243,7 @@ def _target(session: Session, org: Org, connection: Connection, state: SyncState
 def _send_next(rt: Runtime, connection_id: int, stream: str, version: int) -> None:
     """Enqueue the page at `version` and remember that we did."""
     rt.send(connection_id, stream, version, 0.0)
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         session.execute(
             update(SyncState)
             .where(
@@ -257,7 +257,7 @@ def _send_next(rt: Runtime, connection_id: int, stream: str, version: int) -> No
 
 def _restart_full_pass(rt: Runtime, state_id: int, owner: str, version: int, why: str) -> int | None:
     """An expired cursor: start a new full pass (new generation); its end sweeps what it did not see."""
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         result = session.execute(
             update(SyncState)
             .where(SyncState.id == state_id, SyncState.version == version, SyncState.lease_owner == owner)
@@ -277,7 +277,7 @@ def _restart_full_pass(rt: Runtime, state_id: int, owner: str, version: int, why
 
 def _hold(rt: Runtime, state_id: int, owner: str, delay: float, why: str) -> None:
     """Release the lease but keep the reconciler off until the provider's Retry-After has passed."""
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         session.execute(
             update(SyncState)
             .where(SyncState.id == state_id, SyncState.lease_owner == owner)
@@ -287,7 +287,7 @@ def _hold(rt: Runtime, state_id: int, owner: str, delay: float, why: str) -> Non
 
 def _stop_chain(rt: Runtime, state_id: int, *, error: str | None) -> None:
     """The connection cannot sync now (paused, revoked, needs reauth): the chain ends here."""
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         values: dict[str, Any] = {"running": False, "lease_owner": None, "lease_until": None}
         if error:
             values["last_error"] = error
@@ -297,7 +297,7 @@ def _stop_chain(rt: Runtime, state_id: int, *, error: str | None) -> None:
 def _record_failure(rt: Runtime, state_id: int, owner: str, exc: BaseException) -> None:
     """Count the attempt and keep a redacted reason; after MAX_ATTEMPTS the stream is failed."""
     reason = f"{type(exc).__name__}: {exc}"[:500] if isinstance(exc, ConnectorError) else type(exc).__name__
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         state = session.get_one(SyncState, state_id)
         attempts = state.attempts + 1
         failed = attempts >= MAX_ATTEMPTS

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import make_engine, session_factory, upgrade_schema
+from models.db import make_engine, session_factory, upgrade_schema, write_session_factory
 from models.settings import Settings, get_settings
 from tokens.oauth import OAuthClient
 from tokens.vault import Vault, vault_from_settings
@@ -29,7 +29,8 @@ class Runtime:
 
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    sessions: sessionmaker[Session]  # reads (and single-statement writes)
+    writes: sessionmaker[Session]  # read-modify-write transactions
     vault: Vault
     clock: Callable[[], datetime] = system_clock
     enqueue: Enqueue | None = None
@@ -57,7 +58,11 @@ def build_runtime(settings: Settings | None = None, *, migrate: bool = True) -> 
     if migrate:
         upgrade_schema(engine)
     return Runtime(
-        settings=settings, engine=engine, sessions=session_factory(engine), vault=vault_from_settings(settings)
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        writes=write_session_factory(engine),
+        vault=vault_from_settings(settings),
     )
 
 

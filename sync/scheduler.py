@@ -24,7 +24,7 @@ def tick(rt: Runtime, now: datetime | None = None) -> tuple[int, int]:
 
 def _start_due(rt: Runtime, now: datetime) -> int:
     """Streams whose next poll time has come start a chain at their current version."""
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         due = session.execute(
             select(SyncState.id, SyncState.connection_id, SyncState.stream, SyncState.version)
             .join(Connection, Connection.id == SyncState.connection_id)
@@ -72,7 +72,7 @@ def reconcile(rt: Runtime, now: datetime) -> int:
 def start_all(rt: Runtime, org_id: int | None = None) -> int:
     """`sxsync sync`: every active connection's streams (of one org) become due now."""
     now = rt.clock()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         query = (
             select(SyncState.id)
             .join(Connection, Connection.id == SyncState.connection_id)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from models.network import BadCursor, get_contact, org_by_slug, read_feed
 from models.orgs import AdminError, find_member, org_of_stored_key, upsert_member, upsert_org
 from models.tables import Connection, Member, Org
-from sync.connections import activate, scopes_of, sources_of
+from sync.connections import activate, disconnect, scopes_of, sources_of
 from sync.runtime import Runtime
 from tokens import signed
 from tokens.consent import ConsentError, begin_consent, complete_consent
@@ -91,7 +91,12 @@ def create_app(rt: Runtime) -> FastAPI:
         with rt.sessions() as session:
             yield session
 
+    def db_write() -> Any:
+        with rt.writes() as session:
+            yield session
+
     DB = Annotated[Session, Depends(db)]
+    WDB = Annotated[Session, Depends(db_write)]
 
     def api_caller(session: DB, authorization: Annotated[str | None, Header()] = None) -> Caller:
         """The org the bearer key belongs to; anything else is a 401."""
@@ -166,7 +171,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.get("/connect/{provider}")
     def connect_provider(
-        request: Request, provider: str, session: DB, session_token: Annotated[str, Query(alias="session")]
+        request: Request, provider: str, session: WDB, session_token: Annotated[str, Query(alias="session")]
     ) -> Response:
         if provider not in PROVIDER_TEXT or not sources_of(provider):
             return page(request, 404, "Unknown provider", f"{provider!r} is not a provider SalesX reads.")
@@ -207,7 +212,7 @@ def create_app(rt: Runtime) -> FastAPI:
     def oauth_callback(
         request: Request,
         provider: str,
-        session: DB,
+        session: WDB,
         state: str = "",
         code: str = "",
         error: str = "",
@@ -261,7 +266,7 @@ def create_app(rt: Runtime) -> FastAPI:
         return {"url": connect_url(rt, org.slug, member.email), "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     @app.put("/api/orgs/{slug}")
-    def put_org(slug: str, body: OrgBody, caller: ApiCaller, session: DB) -> dict[str, Any]:
+    def put_org(slug: str, body: OrgBody, caller: ApiCaller, session: WDB) -> dict[str, Any]:
         if caller.slug != slug:
             raise HTTPException(404, "no such org")
         try:
@@ -272,7 +277,7 @@ def create_app(rt: Runtime) -> FastAPI:
         return {"org": saved.slug, "domains": saved.domains}
 
     @app.put("/api/orgs/{slug}/members/{email}")
-    def put_member(slug: str, email: str, body: MemberBody, caller: ApiCaller, session: DB) -> dict[str, Any]:
+    def put_member(slug: str, email: str, body: MemberBody, caller: ApiCaller, session: WDB) -> dict[str, Any]:
         org = scoped(caller, slug)
         try:
             member = upsert_member(session, org, email, actor=f"api:{slug}", ended_on=body.ended_on)
@@ -284,6 +289,15 @@ def create_app(rt: Runtime) -> FastAPI:
             "email": member.email,
             "ended_on": member.ended_on.isoformat() if member.ended_on else None,
         }
+
+    @app.delete("/api/connections/{connection_id}")
+    def delete_connection(connection_id: int, caller: ApiCaller) -> dict[str, Any]:
+        if caller.org is None:
+            raise HTTPException(404, "no such connection")
+        connection = disconnect(rt, caller.org.id, connection_id, actor=f"api:{caller.slug}")
+        if connection is None:
+            raise HTTPException(404, "no such connection")
+        return {"id": connection.id, "status": connection.status}
 
     @app.get("/api/network/contacts")
     def contacts_feed(

@@ -40,8 +40,11 @@ def _runtime() -> Any:
     """The process runtime (schema brought up to date on start)."""
     from sync.logs import configure_logging
     from sync.runtime import get_runtime
+    from tokens.vault import vault_from_settings
 
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    vault_from_settings(settings)  # a missing key is one line on stderr, before the store is touched
+    configure_logging(settings.log_level)
     return get_runtime()
 
 
@@ -152,7 +155,7 @@ def org_add(name: str, domains: tuple[str, ...]) -> None:
     from models.orgs import upsert_org
 
     rt = _runtime()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         saved = upsert_org(session, name, list(domains), actor="cli")
         click.echo(f"org {saved.slug}: {', '.join(saved.domains)}")
 
@@ -171,7 +174,7 @@ def member_add(org_name: str, email: str) -> None:
     from models.orgs import require_org, upsert_member
 
     rt = _runtime()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         saved = upsert_member(session, require_org(session, org_name), email, actor="cli")
         click.echo(f"member {saved.email} of {org_name}")
 
@@ -187,7 +190,7 @@ def member_end(org_name: str, email: str, ended_on: Any) -> None:
 
     rt = _runtime()
     day: date = ended_on.date()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         saved = upsert_member(session, require_org(session, org_name), email, actor="cli", ended_on=day)
         click.echo(f"membership of {saved.email} ends on {day.isoformat()}")
 
@@ -312,7 +315,7 @@ def apikey_create(org_name: str) -> None:
     from models.orgs import create_api_key, require_org
 
     rt = _runtime()
-    with rt.sessions.begin() as session:
+    with rt.writes.begin() as session:
         click.echo(create_api_key(session, require_org(session, org_name), actor="cli"))
 
 

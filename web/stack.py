@@ -45,7 +45,7 @@ class Stack:
 
     def seed_org(self, org: str, domain: str, members: tuple[str, ...]) -> None:
         """An org and its members."""
-        with self.rt.sessions.begin() as session:
+        with self.rt.writes.begin() as session:
             saved = upsert_org(session, org, [domain], actor="stack")
             for email in members:
                 upsert_member(session, saved, email, actor="stack")

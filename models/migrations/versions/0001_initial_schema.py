@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:04:53.320264
+Create Date: 2026-11-24 21:18:51.301189
 """
 
 from __future__ import annotations
