@@ -38,12 +38,19 @@ class FetchContext:
 
 @dataclass(frozen=True)
 class Participant:
-    """One normalized address on an activity (email already trimmed/lowercased/IDNA)."""
+    """One person on an activity: a normalized address, or a reference to a person record.
+
+    Mail and calendars know people by address (`email`, already trimmed/lowercased/IDNA). CRMs
+    often know them only by record id: `person_ref` names a `PersonObservation` of the same source
+    as "source:external_id" (e.g. "salesforce:003XX…", "hubspot:owner:42"); the sync layer resolves
+    it to that record's identities. `email` is "" when only the reference is known.
+    """
 
     role: ParticipantRole
     email: str
     name: str | None = None
     declined: bool = False
+    person_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,15 +80,22 @@ class ActivityObservation:
 
 @dataclass(frozen=True)
 class PersonObservation:
-    """An address-book or CRM entry: identities it ties together, and a name."""
+    """An address-book or CRM entry: the identities it ties together (one person), and a name.
+
+    `kind` says what the record is: "contact" (address book, CRM contact), "lead", "other_contact"
+    (Google's auto-saved "other contacts"), or "user" (a CRM user / owner: a person of the org,
+    referenced by activities as their owner, never a contact). `external_id` is the record's id in
+    the source; `merged_from` lists ids of records the source merged into this one.
+    """
 
     source: str
     external_id: str
     name: str | None
-    emails: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()  # normalized
     phones: tuple[str, ...] = ()  # raw; sync normalizes with the org's default region
-    company: str | None = None
-    merged_from: tuple[str, ...] = ()  # CRM ids merged into this record
+    company: str | None = None  # the company (account) name, when the source has one
+    merged_from: tuple[str, ...] = ()
+    kind: str = "contact"
 
 
 @dataclass(frozen=True)

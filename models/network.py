@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.tables import Contact, Identity, Member, Org, Relationship
+from models.tables import Contact, Identity, Member, Org, PersonRecord, Relationship
 
 JSONDict = dict[str, Any]
 
@@ -33,6 +33,7 @@ def render_contacts(session: Session, org_id: int, contacts: Sequence[Contact]) 
         return []
     emails: dict[int, list[str]] = defaultdict(list)
     phones: dict[int, list[str]] = defaultdict(list)
+    refs: dict[str, int] = {}  # a record's id in its source -> the contact it belongs to
     for contact_id, kind, value in session.execute(
         select(Identity.contact_id, Identity.kind, Identity.value).where(
             Identity.org_id == org_id, Identity.contact_id.in_(ids)
@@ -40,8 +41,14 @@ def render_contacts(session: Session, org_id: int, contacts: Sequence[Contact]) 
     ):
         if kind == "email":
             emails[contact_id].append(value)
-        elif kind == "phone":
-            phones[contact_id].append(value)
+        elif kind == "ref":
+            refs[value] = contact_id
+    for ref, numbers in session.execute(
+        select(PersonRecord.ref, PersonRecord.phones).where(
+            PersonRecord.org_id == org_id, PersonRecord.ref.in_(list(refs))
+        )
+    ):
+        phones[refs[ref]].extend(numbers)
     merged: dict[int, list[str]] = defaultdict(list)
     for old_id, into in session.execute(
         select(Contact.id, Contact.merged_into).where(
@@ -76,7 +83,7 @@ def render_contacts(session: Session, org_id: int, contacts: Sequence[Contact]) 
             "id": str(c.id),
             "name": c.name,
             "emails": sorted(emails[c.id]),
-            "phones": sorted(phones[c.id]),
+            "phones": sorted(set(phones[c.id])),
             "company_domain": c.company_domain,
             "merged_ids": sorted(merged[c.id], key=int),
             "relationships": ties[c.id],

@@ -197,9 +197,10 @@ class Participant(Base):
     sighting_id: Mapped[int] = mapped_column(ForeignKey("sightings.id", ondelete="CASCADE"))
     activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(20))
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str] = mapped_column(String(320))  # "" when the source knows the person by record only
     name: Mapped[str | None] = mapped_column(String(300), default=None)
     declined: Mapped[bool] = mapped_column(default=False)
+    person_ref: Mapped[str | None] = mapped_column(String(300), default=None)
 
 
 CONTACT_STATUSES = ("active", "merged", "deleted")
@@ -222,8 +223,56 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PersonRecord(Base):
+    """An address-book or CRM entry as its source last showed it: the identities it ties together."""
+
+    __tablename__ = "person_records"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "source", "external_id"),
+        Index("ix_person_records_ref", "org_id", "ref"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(60))
+    source: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str] = mapped_column(String(255))
+    ref: Mapped[str] = mapped_column(String(300))  # "source:external_id", as activities reference it
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(300), default=None)
+    emails: Mapped[list[str]] = mapped_column(default=list)
+    phones: Mapped[list[str]] = mapped_column(default=list)
+    company: Mapped[str | None] = mapped_column(String(300), default=None)
+    merged_from: Mapped[list[str]] = mapped_column(default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RecordKey(Base):
+    """One identity key a person record carries ("email:…", "phone:…", "ref:source:id"), for tie lookups."""
+
+    __tablename__ = "record_keys"
+    __table_args__ = (Index("ix_record_keys_key", "org_id", "key"), Index("ix_record_keys_record", "record_id"))
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("person_records.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(340))
+
+
+class IdentityConflict(Base):
+    """A key shared by too many records to be a person (a shared inbox): it ties nothing, ops are told."""
+
+    __tablename__ = "identity_conflicts"
+    __table_args__ = (UniqueConstraint("org_id", "key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(340))
+    records: Mapped[int] = mapped_column(Integer)
+    detected_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Identity(Base):
-    """An email, E.164 phone or CRM id of a contact; unique within an org."""
+    """An email or a source record id ("ref") of a contact; unique within an org."""
 
     __tablename__ = "identities"
     __table_args__ = (
@@ -235,6 +284,7 @@ class Identity(Base):
     kind: Mapped[str] = mapped_column(String(20))
     value: Mapped[str] = mapped_column(String(320))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    origin_contact_id: Mapped[int | None] = mapped_column(BigInteger, default=None)  # its first contact
 
 
 INTERACTION_KINDS = ("email_out", "email_in", "meeting", "call")

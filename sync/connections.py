@@ -115,7 +115,10 @@ def disconnect(rt: Runtime, org_id: int, connection_id: int, actor: str) -> Conn
         )
         session.add(
             AuditEvent(
-                org_id=org_id, actor=actor, action="connection.disconnected", target=f"connection:{connection.id}",
+                org_id=org_id,
+                actor=actor,
+                action="connection.disconnected",
+                target=f"connection:{connection.id}",
                 details={"source": connection.source, "revoked_at_provider": outcome.revoked_remotely},
             )
         )

@@ -1,162 +1,202 @@
-"""Email identities of external people: create them on evidence, name them, retire them without it."""
+"""A page's bookkeeping of people: identities gaining or losing evidence, then names and companies."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from models.tables import Activity, Contact, Identity, Participant, Relationship
+from models.tables import Contact, Identity, Participant, PersonRecord
 from sync.freemail import company_domain
+from sync.identity import email_key, ref_key, split_key
+from sync.interactions import OrgView
+from sync.resolve import chunks, resolve
 
-MAIL_NAME_RANK = 1  # address-book and CRM names rank higher and are never overwritten by headers
+RECORD_NAME_RANK = 2  # address-book and CRM names win over mail headers
+MAIL_NAME_RANK = 1
+
+
+def participant_key(email: str, person_ref: str | None) -> str | None:
+    """The identity key a participant row stands for (None for an unresolvable empty one)."""
+    if email:
+        return email_key(email)
+    return ref_key(person_ref) if person_ref else None
 
 
 class ContactBook:
-    """Per-page bookkeeping of which external addresses gained or may have lost evidence."""
+    """Which identity keys a page made people of, or may have unmade; settled once per transaction."""
 
-    def __init__(self, session: Session, org_id: int) -> None:
+    def __init__(self, session: Session, org: OrgView, org_id: int) -> None:
         self.session = session
+        self.org = org
         self.org_id = org_id
         self.wanted: set[str] = set()
         self.suspects: set[str] = set()
-        self.changed: set[int] = set()
+        self.created: set[int] = set()
 
-    def want(self, emails: Iterable[str]) -> None:
-        """These addresses are external people of a non-noise activity: they need a contact."""
-        self.wanted.update(emails)
+    def want(self, keys: Iterable[str]) -> None:
+        """These keys are external people of a non-noise activity, or carried by a person record."""
+        self.wanted.update(k for k in keys if self._external(k))
 
-    def suspect(self, emails: Iterable[str]) -> None:
-        """These addresses lost or may have lost evidence (a copy changed, went away or became noise)."""
-        self.suspects.update(emails)
+    def suspect(self, keys: Iterable[str]) -> None:
+        """These keys lost or may have lost evidence or ties (the org's own people are never contacts)."""
+        self.suspects.update(k for k in keys if self._external(k))
+
+    def _external(self, key: str) -> bool:
+        """Refs and phones are external by construction; addresses unless the org's own."""
+        kind, value = split_key(key)
+        return kind != "email" or self.org.is_external(value)
 
     def suspect_sightings(self, sighting_ids: list[int]) -> None:
         """The participants of copies about to be removed are suspects."""
-        for start in range(0, len(sighting_ids), 500):
-            self.suspect(
-                self.session.execute(
-                    select(Participant.email).where(Participant.sighting_id.in_(sighting_ids[start : start + 500]))
-                ).scalars()
-            )
+        for batch in chunks(sighting_ids):
+            for email, ref in self.session.execute(
+                select(Participant.email, Participant.person_ref).where(Participant.sighting_id.in_(batch))
+            ):
+                key = participant_key(email, ref)
+                if key:
+                    self.suspect((key,))
 
-    def ensure(self) -> dict[str, int]:
-        """The identity id of every wanted address, creating contacts for new ones."""
-        emails = sorted(self.wanted)
-        found = self._identity_ids(emails)
-        missing = [e for e in emails if e not in found]
+    def ensure(self, keys: set[str]) -> dict[str, int]:
+        """The identity id of each key, creating a one-identity contact for new ones (settled later)."""
+        found = self._identity_ids(sorted(keys))
+        missing = sorted(k for k in keys if k not in found)
         if missing:
             created = (
                 self.session.execute(
                     insert(Contact).returning(Contact.id),
-                    [{"org_id": self.org_id, "company_domain": company_domain(e)} for e in missing],
+                    [{"org_id": self.org_id, "company_domain": _domain_of([k])} for k in missing],
                 )
                 .scalars()
                 .all()
             )
-            self.changed.update(created)
+            self.created.update(created)
             rows = [
-                {"org_id": self.org_id, "kind": "email", "value": e, "contact_id": c}
-                for e, c in zip(missing, sorted(created), strict=True)
+                {
+                    "org_id": self.org_id,
+                    "kind": split_key(k)[0],
+                    "value": split_key(k)[1],
+                    "contact_id": c,
+                    "origin_contact_id": c,
+                }
+                for k, c in zip(missing, sorted(created), strict=True)
             ]
             self.session.execute(insert(Identity), rows)
             found.update(self._identity_ids(missing))
         return found
 
-    def _identity_ids(self, emails: list[str]) -> dict[str, int]:
-        """Existing email identities of this org."""
+    def _identity_ids(self, keys: list[str]) -> dict[str, int]:
+        """Existing identities of this org, by key."""
         found: dict[str, int] = {}
-        for start in range(0, len(emails), 500):
-            found.update(
-                self.session.execute(
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for key in keys:
+            kind, value = split_key(key)
+            by_kind[kind].append(value)
+        for kind, values in by_kind.items():
+            for batch in chunks(values):
+                for value, ident_id in self.session.execute(
                     select(Identity.value, Identity.id).where(
-                        Identity.org_id == self.org_id,
-                        Identity.kind == "email",
-                        Identity.value.in_(emails[start : start + 500]),
+                        Identity.org_id == self.org_id, Identity.kind == kind, Identity.value.in_(batch)
                     )
-                ).all()
-            )
+                ):
+                    found[f"{kind}:{value}"] = ident_id
         return found
 
-    def refresh_names(self, session: Session) -> None:
-        """A contact's mail name: the display name seen most often for its addresses (ties: smallest)."""
-        emails = sorted(self.wanted | self.suspects)
-        for start in range(0, len(emails), 500):
-            self._refresh_chunk(session, emails[start : start + 500])
+    def settle(self) -> set[int]:
+        """Re-partition around every touched key, then refresh names and companies; return changed contacts."""
+        touched = self.wanted | self.suspects
+        changed = resolve(self.session, self.org_id, touched, self.created)
+        changed |= self.created
+        around = self._contacts_of(touched) | changed
+        changed |= self._refresh(around)
+        return changed
 
-    def _refresh_chunk(self, session: Session, emails: list[str]) -> None:
-        """One bounded batch of `refresh_names`."""
-        owners = session.execute(
-            select(Identity.value, Contact.id, Contact.name, Contact.name_rank)
-            .join(Contact, Contact.id == Identity.contact_id)
-            .where(Identity.org_id == self.org_id, Identity.kind == "email", Identity.value.in_(emails))
-        ).all()
-        eligible = {value: (cid, name) for value, cid, name, rank in owners if rank <= MAIL_NAME_RANK}
-        if not eligible:
-            return
-        seen: dict[int, Counter[str]] = defaultdict(Counter)
-        for email, name, count in session.execute(
-            select(Participant.email, Participant.name, func.count())
-            .where(
-                Participant.org_id == self.org_id, Participant.email.in_(list(eligible)), Participant.name.is_not(None)
-            )
-            .group_by(Participant.email, Participant.name)
-        ):
-            if name:
-                seen[eligible[email][0]][name] += count
-        current = {cid: name for cid, name in eligible.values()}
-        for cid, old in current.items():
-            names = seen.get(cid)
-            best = min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0] if names else None
-            if best != old:
-                session.execute(
-                    update(Contact).where(Contact.id == cid).values(name=best, name_rank=MAIL_NAME_RANK if best else 0)
-                )
-                self.changed.add(cid)
-
-    def retire_unevidenced(self, session: Session) -> set[int]:
-        """Contacts none of whose addresses appear in a non-noise activity any more are deleted."""
-        candidates = sorted(self.suspects - self.wanted)
-        retired: set[int] = set()
-        for start in range(0, len(candidates), 500):
-            chunk = candidates[start : start + 500]
-            identities = dict(
-                session.execute(
-                    select(Identity.value, Identity.contact_id).where(
-                        Identity.org_id == self.org_id, Identity.kind == "email", Identity.value.in_(chunk)
-                    )
-                ).all()
-            )
-            if not identities:
-                continue
-            evidenced = set(
-                session.execute(
-                    select(Participant.email)
-                    .join(Activity, Activity.id == Participant.activity_id)
-                    .where(
-                        Participant.org_id == self.org_id,
-                        Participant.email.in_(list(identities)),
-                        Activity.noise.is_(None),
-                    )
-                    .distinct()
+    def _contacts_of(self, keys: set[str]) -> set[int]:
+        """The current contacts of these keys."""
+        return (
+            set(
+                self.session.execute(
+                    select(Identity.contact_id).where(Identity.id.in_(list(self._identity_ids(sorted(keys)).values())))
                 ).scalars()
             )
-            for email, contact_id in identities.items():
-                if email not in evidenced:
-                    retired |= self._retire_identity(session, email, contact_id)
-        self.changed |= retired
-        return retired
-
-    def _retire_identity(self, session: Session, email: str, contact_id: int) -> set[int]:
-        """Drop one unevidenced email identity; a contact left with no identity becomes a tombstone."""
-        session.execute(
-            delete(Identity).where(Identity.org_id == self.org_id, Identity.kind == "email", Identity.value == email)
+            if keys
+            else set()
         )
-        left = session.execute(select(Identity.id).where(Identity.contact_id == contact_id).limit(1)).first()
-        if left is None:
-            session.execute(delete(Relationship).where(Relationship.contact_id == contact_id))
-            session.execute(
-                update(Contact).where(Contact.id == contact_id).values(status="deleted", name=None, company_domain=None)
+
+    def _refresh(self, contact_ids: set[int]) -> set[int]:
+        """Name (records first, then the most frequent mail name; ties: smallest) and company domain."""
+        changed: set[int] = set()
+        for batch in chunks(sorted(contact_ids)):
+            changed |= self._refresh_batch(batch)
+        return changed
+
+    def _refresh_batch(self, contact_ids: list[int]) -> set[int]:
+        """One bounded batch of `_refresh`."""
+        emails: dict[int, list[str]] = defaultdict(list)
+        refs: dict[int, list[str]] = defaultdict(list)
+        for contact_id, kind, value in self.session.execute(
+            select(Identity.contact_id, Identity.kind, Identity.value).where(Identity.contact_id.in_(contact_ids))
+        ):
+            (emails if kind == "email" else refs)[contact_id].append(value)
+        record_names = self._counted(
+            select(PersonRecord.ref, PersonRecord.name, func.count())
+            .where(
+                PersonRecord.org_id == self.org_id,
+                PersonRecord.ref.in_([r for rs in refs.values() for r in rs]),
+                PersonRecord.name.is_not(None),
             )
-        return {contact_id}
+            .group_by(PersonRecord.ref, PersonRecord.name),
+            refs,
+        )
+        mail_names = self._counted(
+            select(Participant.email, Participant.name, func.count())
+            .where(
+                Participant.org_id == self.org_id,
+                Participant.email.in_([e for es in emails.values() for e in es]),
+                Participant.name.is_not(None),
+            )
+            .group_by(Participant.email, Participant.name),
+            emails,
+        )
+        changed: set[int] = set()
+        for contact in self.session.execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars():
+            if contact.status != "active":
+                continue
+            name, rank = _best(record_names.get(contact.id)), RECORD_NAME_RANK
+            if name is None:
+                name, rank = _best(mail_names.get(contact.id)), MAIL_NAME_RANK
+            domain = _domain_of([email_key(e) for e in emails[contact.id]])
+            if (contact.name, contact.company_domain) != (name, domain):
+                self.session.execute(
+                    update(Contact)
+                    .where(Contact.id == contact.id)
+                    .values(name=name, name_rank=rank if name else 0, company_domain=domain)
+                )
+                changed.add(contact.id)
+        return changed
+
+    def _counted(self, query: object, owners: dict[int, list[str]]) -> dict[int, Counter[str]]:
+        """Name counts per contact from a (value, name, count) query over its identities' values."""
+        owner_of = {value: contact for contact, values in owners.items() for value in values}
+        counts: dict[int, Counter[str]] = defaultdict(Counter)
+        if not owner_of:
+            return counts
+        for value, name, count in self.session.execute(query):  # type: ignore[call-overload]
+            if name:
+                counts[owner_of[value]][name] += int(count)
+        return counts
+
+
+def _best(names: Counter[str] | None) -> str | None:
+    """The most frequent name; ties go to the smallest, so the choice never depends on arrival order."""
+    if not names:
+        return None
+    return min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def _domain_of(keys: list[str]) -> str | None:
+    """The first non-free-mail domain among the keys' addresses (sorted), if any."""
+    emails = sorted(split_key(k)[1] for k in keys if k.startswith("email:"))
+    return next((d for d in (company_domain(e) for e in emails) if d), None)

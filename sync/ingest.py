@@ -13,12 +13,14 @@ from typing import TypeVar
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from connectors.base import ActivityObservation, Deletion, Observation, Rejection
+from connectors.base import ActivityObservation, Deletion, Observation, PersonObservation, Rejection
 from models.store import insert_ignore, lock_org, publish_contacts
 from models.tables import Activity, Interaction, Participant, Rejected, Sighting
 from sync.contacts import ContactBook
+from sync.identity import email_key, ref_key
 from sync.interactions import OrgView, UnionParticipant, derive, union
-from sync.relationships import recompute_relationships
+from sync.records import RecordTarget, delete_records, member_of_refs, sweep_records, upsert_records
+from sync.relationships import recompute_contacts, recompute_relationships
 from sync.strength import StrengthPolicy
 
 T = TypeVar("T")
@@ -35,6 +37,12 @@ class IngestTarget:
     generation: int
     policy: StrengthPolicy
     keep_subjects: bool = False
+    region: str = "US"
+
+    @property
+    def records(self) -> RecordTarget:
+        """The same target, as the person-record writer sees it."""
+        return RecordTarget(self.org_id, self.org, self.connection_id, self.stream, self.generation, self.region)
 
 
 @dataclass
@@ -72,25 +80,37 @@ def ingest_page(
     rejections: Sequence[Rejection],
     now: datetime,
 ) -> IngestStats:
-    """Upsert copies by natural key, apply deletions, and recompute what they touched."""
+    """Upsert copies and records by natural key, apply deletions, and recompute what they touched."""
     lock_org(session, target.org_id)
     stats = IngestStats()
-    touched: set[int] = set()
     activities = _last_copy_wins([o for o in observations if isinstance(o, ActivityObservation)])
+    people = [o for o in observations if isinstance(o, PersonObservation)]
     deletions = [o for o in observations if isinstance(o, Deletion)]
-    book = ContactBook(session, target.org_id)
-    touched |= _upsert_copies(session, target, activities, stats, book)
-    touched |= _delete_copies(session, target, deletions, stats, book)
-    pairs = _recompute_activities(session, target, touched, book)
-    stats.activities_touched = len(touched)
+    book = ContactBook(session, target.org, target.org_id)
+    touched = _upsert_copies(session, target, activities, stats, book)
+    new, changed, phone_rejections = upsert_records(session, target.records, people, book)
+    stats.new += new
+    stats.changed += changed
+    if deletions:
+        touched |= _delete_copies(session, target, deletions, stats, book)
+        stats.deleted += delete_records(session, target.connection_id, deletions, book)
+    _settle(session, target, touched, book, now, stats)
+    stats.rejected = _record_rejections(session, target, [*rejections, *phone_rejections])
+    return stats
+
+
+def _settle(
+    session: Session, target: IngestTarget, activities: set[int], book: ContactBook, now: datetime, stats: IngestStats
+) -> None:
+    """Re-derive touched activities, re-partition people, rebuild ties, publish changed contacts."""
+    pairs = _recompute_activities(session, target, activities, book)
+    stats.activities_touched = len(activities)
+    moved = book.settle()
     contacts = recompute_relationships(session, target.org_id, pairs, now, target.policy)
-    contacts |= book.changed
-    book.refresh_names(session)
-    contacts |= book.retire_unevidenced(session)
+    contacts |= recompute_contacts(session, target.org_id, moved, now, target.policy)
+    contacts |= moved
     stats.touched_contacts = contacts
     stats.contacts_published = publish_contacts(session, target.org_id, contacts)
-    stats.rejected = _record_rejections(session, target, rejections)
-    return stats
 
 
 def _last_copy_wins(observations: list[ActivityObservation]) -> list[ActivityObservation]:
@@ -165,6 +185,7 @@ def _upsert_copies(
             "email": p.email,
             "name": p.name[:300] if p.name else None,
             "declined": p.declined,
+            "person_ref": p.person_ref,
         }
         for o in fresh
         for p in o.participants
@@ -244,7 +265,7 @@ def _delete_copies(
 
 
 def sweep_unseen(session: Session, target: IngestTarget, now: datetime) -> IngestStats:
-    """After a full pass: drop this connection's copies the pass did not see (lost deletions)."""
+    """After a full pass: drop this stream's copies and records the pass did not see (lost deletions)."""
     lock_org(session, target.org_id)
     stale = session.execute(
         select(Sighting.id, Sighting.activity_id).where(
@@ -254,21 +275,15 @@ def sweep_unseen(session: Session, target: IngestTarget, now: datetime) -> Inges
         )
     ).all()
     stats = IngestStats()
-    if not stale:
-        return stats
-    book = ContactBook(session, target.org_id)
+    book = ContactBook(session, target.org, target.org_id)
     doomed = [sid for sid, _ in stale]
     book.suspect_sightings(doomed)
     for chunk in _chunks(doomed):
         session.execute(delete(Sighting).where(Sighting.id.in_(chunk)))
     stats.deleted = len(stale)
-    pairs = _recompute_activities(session, target, {aid for _, aid in stale}, book)
-    contacts = recompute_relationships(session, target.org_id, pairs, now, target.policy)
-    contacts |= book.changed
-    book.refresh_names(session)
-    contacts |= book.retire_unevidenced(session)
-    stats.touched_contacts = contacts
-    stats.contacts_published = publish_contacts(session, target.org_id, contacts)
+    stats.deleted += sweep_records(session, target.connection_id, target.stream, target.generation, book)
+    if stats.deleted:
+        _settle(session, target, {aid for _, aid in stale}, book, now, stats)
     return stats
 
 
@@ -292,13 +307,17 @@ def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], boo
     ):
         copies[aid].append((occurred_at, noise, malformed))
     people: dict[int, list[UnionParticipant]] = defaultdict(list)
-    for aid, role, email, declined in session.execute(
-        select(Participant.activity_id, Participant.role, Participant.email, Participant.declined).where(
-            Participant.activity_id.in_(ids)
-        )
-    ):
-        people[aid].append(UnionParticipant(role, email, declined))
-        book.suspect((email,))
+    rows = session.execute(
+        select(
+            Participant.activity_id, Participant.role, Participant.email, Participant.declined, Participant.person_ref
+        ).where(Participant.activity_id.in_(ids))
+    ).all()
+    owners = member_of_refs(session, target.org_id, {r for *_, r in rows if r}, dict(target.org.members))
+    for aid, role, email, declined, ref in rows:
+        who = _who(email, ref, owners)
+        if who is not None:
+            people[aid].append(UnionParticipant(role, who, declined))
+            book.suspect((_key(who),))
     old: dict[int, set[tuple[int, int, str]]] = defaultdict(set)
     old_times: dict[int, set[datetime]] = defaultdict(set)
     for aid, member_id, identity_id, kind, at in session.execute(
@@ -327,14 +346,14 @@ def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], boo
         noise = next((n for _, n, _ in copies[aid] if n), None)
         malformed = any(m for _, _, m in copies[aid])
         outcome = derive(kinds[aid], union(people[aid]), target.org, source_noise=noise, malformed_from=malformed)
-        book.want(outcome.externals)
+        book.want(_key(e) for e in outcome.externals)
         derived[aid] = (min(at for at, _, _ in copies[aid]), outcome.noise, set(outcome.interactions))
-    identity_of = book.ensure()
+    identity_of = book.ensure({_key(e) for _, _, found in derived.values() for _, e, _ in found})
     touched: set[tuple[int, int]] = set()
     new_rows = []
     gone: list[tuple[int, int, int, str]] = []
     for aid, (occurred_at, noise, found) in derived.items():
-        want = {(m, identity_of[e], k) for m, e, k in found}
+        want = {(m, identity_of[_key(e)], k) for m, e, k in found}
         for m, i, k in want - old[aid]:
             new_rows.append(
                 {
@@ -372,6 +391,22 @@ def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], boo
     if new_rows:
         session.execute(insert(Interaction), new_rows)
     return touched
+
+
+def _who(email: str, ref: str | None, owners: dict[str, str]) -> str | None:
+    """A participant as the interaction rules see it: an address, a resolved CRM owner, or "ref:source:id"."""
+    if email:
+        return email
+    if not ref:
+        return None
+    if ref in owners:
+        return owners[ref]
+    return None if ":user:" in ref or ":owner:" in ref else ref_key(ref)
+
+
+def _key(who: str) -> str:
+    """The identity key of a rules-level participant."""
+    return who if who.startswith("ref:") else email_key(who)
 
 
 def _record_rejections(session: Session, target: IngestTarget, rejections: Sequence[Rejection]) -> int:

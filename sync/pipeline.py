@@ -151,7 +151,7 @@ def _context(rt: Runtime, connection: Connection, access_token: str) -> FetchCon
     return FetchContext(
         access_token=access_token,
         endpoints=Endpoints(
-            api_url=extra.get("api_url") or provider.api_url,
+            api_url=extra.get("instance_url") or provider.api_url,
             ca_bundle=rt.settings.ca_bundle or None,
             timeout=rt.settings.http_timeout,
         ),
@@ -237,6 +237,7 @@ def _target(session: Session, org: Org, connection: Connection, state: SyncState
         generation=state.generation,
         policy=StrengthPolicy.from_org_policy(org.policy),
         keep_subjects=bool(org.policy.get("keep_subjects", False)),
+        region=str(org.policy.get("region", "US")),
     )
 
 

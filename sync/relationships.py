@@ -66,3 +66,26 @@ def _rebuild(
     if fresh:
         session.execute(insert(Relationship), fresh)
     return {c for _, c in ties}
+
+
+def recompute_contacts(
+    session: Session, org_id: int, contact_ids: set[int], now: datetime, policy: StrengthPolicy
+) -> set[int]:
+    """Rebuild every tie of contacts whose identities moved (merge, split, retirement)."""
+    if not contact_ids:
+        return set()
+    ids = sorted(contact_ids)
+    pairs: set[tuple[int, int]] = set()
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        session.execute(delete(Relationship).where(Relationship.org_id == org_id, Relationship.contact_id.in_(batch)))
+        pairs.update(
+            (m, i)
+            for m, i in session.execute(
+                select(Interaction.member_id, Interaction.identity_id)
+                .join(Identity, Identity.id == Interaction.identity_id)
+                .where(Identity.contact_id.in_(batch))
+                .distinct()
+            )
+        )
+    return recompute_relationships(session, org_id, pairs, now, policy) | contact_ids

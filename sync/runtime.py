@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, session_factory, upgrade_schema, write_session_factory
 from models.settings import Settings, get_settings
+from tokens.clients import client_for
 from tokens.oauth import OAuthClient
 from tokens.vault import Vault, vault_from_settings
 
@@ -39,7 +40,7 @@ class Runtime:
     def oauth_client(self, provider: str) -> OAuthClient:
         """The provider's OAuth client (endpoints and CA from settings), cached."""
         if provider not in self._clients:
-            self._clients[provider] = OAuthClient(
+            self._clients[provider] = client_for(
                 self.settings.provider(provider), self.settings.ca_bundle or None, self.settings.http_timeout
             )
         return self._clients[provider]

@@ -83,7 +83,7 @@ def stack_settings(data_dir: Path, sandbox: Sandbox, port: int, **overrides: Any
     if not key_file.exists():
         key_file.write_text(Fernet.generate_key().decode())
         key_file.chmod(0o600)
-    values: dict[str, Any] = {k.lower(): v for k, v in sandbox.google_settings().items()}
+    values: dict[str, Any] = {k.lower(): v for k, v in sandbox.settings().items() if k != "CA_BUNDLE"}
     values |= {
         "data_dir": data_dir,
         "database_url": "",

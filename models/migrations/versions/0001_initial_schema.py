@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:18:51.301189
+Create Date: 2026-11-24 21:24:26.094902
 """
 
 from __future__ import annotations
@@ -91,6 +91,16 @@ def upgrade() -> None:
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.create_index('ix_contacts_feed', ['org_id', 'feed_seq'], unique=False)
 
+    op.create_table('identity_conflicts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=340), nullable=False),
+    sa.Column('records', sa.Integer(), nullable=False),
+    sa.Column('detected_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('org_id', 'key')
+    )
     op.create_table('members',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -131,6 +141,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('value', sa.String(length=320), nullable=False),
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('origin_contact_id', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
@@ -202,6 +213,30 @@ def upgrade() -> None:
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.create_index('ix_interactions_identity', ['identity_id'], unique=False)
         batch_op.create_index('ix_interactions_pair', ['member_id', 'identity_id'], unique=False)
+
+    op.create_table('person_records',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('connection_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('stream', sa.String(length=60), nullable=False),
+    sa.Column('source', sa.String(length=40), nullable=False),
+    sa.Column('external_id', sa.String(length=255), nullable=False),
+    sa.Column('ref', sa.String(length=300), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('name', sa.String(length=300), nullable=True),
+    sa.Column('emails', sa.JSON(), nullable=False),
+    sa.Column('phones', sa.JSON(), nullable=False),
+    sa.Column('company', sa.String(length=300), nullable=True),
+    sa.Column('merged_from', sa.JSON(), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('connection_id', 'source', 'external_id')
+    )
+    with op.batch_alter_table('person_records', schema=None) as batch_op:
+        batch_op.create_index('ix_person_records_ref', ['org_id', 'ref'], unique=False)
 
     op.create_table('rejected',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -282,6 +317,7 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=320), nullable=False),
     sa.Column('name', sa.String(length=300), nullable=True),
     sa.Column('declined', sa.Boolean(), nullable=False),
+    sa.Column('person_ref', sa.String(length=300), nullable=True),
     sa.ForeignKeyConstraint(['activity_id'], ['activities.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sighting_id'], ['sightings.id'], ondelete='CASCADE'),
@@ -292,11 +328,29 @@ def upgrade() -> None:
         batch_op.create_index('ix_participants_email', ['org_id', 'email'], unique=False)
         batch_op.create_index('ix_participants_sighting', ['sighting_id'], unique=False)
 
+    op.create_table('record_keys',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=340), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['record_id'], ['person_records.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('record_keys', schema=None) as batch_op:
+        batch_op.create_index('ix_record_keys_key', ['org_id', 'key'], unique=False)
+        batch_op.create_index('ix_record_keys_record', ['record_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('record_keys', schema=None) as batch_op:
+        batch_op.drop_index('ix_record_keys_record')
+        batch_op.drop_index('ix_record_keys_key')
+
+    op.drop_table('record_keys')
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.drop_index('ix_participants_sighting')
         batch_op.drop_index('ix_participants_email')
@@ -316,6 +370,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_rejected_org_id'))
 
     op.drop_table('rejected')
+    with op.batch_alter_table('person_records', schema=None) as batch_op:
+        batch_op.drop_index('ix_person_records_ref')
+
+    op.drop_table('person_records')
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.drop_index('ix_interactions_pair')
         batch_op.drop_index('ix_interactions_identity')
@@ -341,6 +399,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_members_org_id'))
 
     op.drop_table('members')
+    op.drop_table('identity_conflicts')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.drop_index('ix_contacts_feed')
 
