@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.tables import Contact, Identity, Member, Org, PersonRecord, Relationship
+from models.policy import StrengthPolicy, decayed_weight
+from models.tables import Activity, Contact, Identity, Interaction, Member, Org, PersonRecord, Relationship, Sighting
 
 JSONDict = dict[str, Any]
 
@@ -175,3 +176,91 @@ def read_feed(session: Session, org_id: int, after: str | None, limit: int) -> F
             items.append({"change": "deleted", "id": str(contact.id)})
     next_cursor = str(page[-1].feed_seq) if page else str(position)
     return FeedPage(items, next_cursor, has_more)
+
+
+def explain_contact(session: Session, org: Org, contact: JSONDict, recent: int = 10) -> JSONDict:
+    """The contact with, per relationship, the weights, decayed score and its most recent interactions."""
+    policy = StrengthPolicy.from_org_policy(org.policy)
+    keep_subjects = bool(org.policy.get("keep_subjects", False))
+    contact_id = int(contact["id"])
+    members = dict(session.execute(select(Member.email, Member.id).where(Member.org_id == org.id)).all())
+    explained = []
+    for tie in contact["relationships"]:
+        rows = session.execute(
+            select(Interaction.kind, Interaction.occurred_at, Activity.id, Activity.subject)
+            .join(Identity, Identity.id == Interaction.identity_id)
+            .join(Activity, Activity.id == Interaction.activity_id)
+            .where(
+                Interaction.org_id == org.id,
+                Interaction.member_id == members[tie["member"]],
+                Identity.contact_id == contact_id,
+            )
+            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        ).all()
+        computed_at = session.execute(
+            select(Relationship.computed_at).where(
+                Relationship.member_id == members[tie["member"]], Relationship.contact_id == contact_id
+            )
+        ).scalar_one()
+        sources = _sources(session, [r[2] for r in rows[:recent]])
+        explained.append(
+            tie
+            | {
+                "weights": dict(policy.weights),
+                "half_life_days": policy.half_life_days,
+                "score": round(sum(decayed_weight(k, at, computed_at, policy) for k, at, _, _ in rows), 6),
+                "computed_at": iso(computed_at),
+                "recent": [
+                    {"kind": kind, "at": iso(at), "sources": sources.get(aid, [])}
+                    | ({"subject": subject} if keep_subjects and subject else {})
+                    for kind, at, aid, subject in rows[:recent]
+                ],
+            }
+        )
+    return contact | {"relationships": explained}
+
+
+def _sources(session: Session, activity_ids: list[int]) -> dict[int, list[str]]:
+    """Which sources saw each activity."""
+    found: dict[int, set[str]] = defaultdict(set)
+    if activity_ids:
+        for aid, source in session.execute(
+            select(Sighting.activity_id, Sighting.source).where(Sighting.activity_id.in_(activity_ids))
+        ):
+            found[aid].add(source)
+    return {aid: sorted(s) for aid, s in found.items()}
+
+
+def intro_paths(session: Session, org_id: int, *, email: str | None = None, domain: str | None = None) -> JSONDict:
+    """Members ranked by their strongest tie to the person (by address) or to anyone at the company."""
+    query = select(Contact.id).where(Contact.org_id == org_id, Contact.status == "active")
+    if email is not None:
+        query = query.join(Identity, Identity.contact_id == Contact.id).where(
+            Identity.org_id == org_id, Identity.kind == "email", Identity.value == email
+        )
+    else:
+        query = query.where(Contact.company_domain == domain)
+    contacts = session.execute(select(Contact).where(Contact.id.in_(query.limit(5000)))).scalars().all()
+    best: dict[str, JSONDict] = {}
+    for person in render_contacts(session, org_id, contacts):
+        for tie in person["relationships"]:
+            entry = best.setdefault(
+                tie["member"],
+                {
+                    "member": tie["member"],
+                    "strength": 0.0,
+                    "via": None,
+                    "contacts_known": 0,
+                    "interactions": {"email_out": 0, "email_in": 0, "meeting": 0, "call": 0},
+                    "last_at": tie["last_at"],
+                },
+            )
+            entry["contacts_known"] += 1
+            for kind, n in tie["interactions"].items():
+                entry["interactions"][kind] += n
+            entry["last_at"] = max(entry["last_at"], tie["last_at"])
+            if tie["strength"] > entry["strength"]:
+                entry["strength"] = tie["strength"]
+                entry["via"] = {"id": person["id"], "name": person["name"], "emails": person["emails"]}
+    ranked = sorted(best.values(), key=lambda e: (-e["strength"], e["member"]))
+    return {"target": {"email": email} if email is not None else {"domain": domain}, "paths": ranked}

@@ -67,6 +67,7 @@ class Org(Base):
     domains: Mapped[list[str]] = mapped_column(default=list)
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     feed_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    decayed_at: Mapped[datetime | None] = mapped_column(default=None)  # last daily strength recompute
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

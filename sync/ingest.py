@@ -14,6 +14,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import ActivityObservation, Deletion, Observation, PersonObservation, Rejection
+from models.policy import StrengthPolicy
 from models.store import insert_ignore, lock_org, publish_contacts
 from models.tables import Activity, Interaction, Participant, Rejected, Sighting
 from sync.contacts import ContactBook
@@ -21,7 +22,6 @@ from sync.identity import email_key, ref_key
 from sync.interactions import OrgView, UnionParticipant, derive, union
 from sync.records import RecordTarget, delete_records, member_of_refs, sweep_records, upsert_records
 from sync.relationships import recompute_contacts, recompute_relationships
-from sync.strength import StrengthPolicy
 
 T = TypeVar("T")
 

@@ -28,11 +28,11 @@ from connectors.base import (
     Unauthorized,
 )
 from connectors.registry import get_connector
+from models.policy import StrengthPolicy
 from models.tables import Connection, Member, Org, SyncState
 from sync.ingest import IngestStats, IngestTarget, ingest_page, sweep_unseen
 from sync.interactions import OrgView
 from sync.runtime import Runtime
-from sync.strength import StrengthPolicy
 from tokens.access import ReauthRequired, get_access_token
 
 log = logging.getLogger("sxsync.pipeline")

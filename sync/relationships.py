@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
+from models.policy import StrengthPolicy, strength
 from models.tables import Identity, Interaction, Relationship
-from sync.strength import StrengthPolicy, strength
 
 
 def recompute_relationships(

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 
 from models.tables import Connection, SyncState
+from sync.decay import decay_due
 from sync.runtime import Runtime
 
 log = logging.getLogger("sxsync.scheduler")
@@ -44,29 +45,39 @@ def _start_due(rt: Runtime, now: datetime) -> int:
 
 
 def reconcile(rt: Runtime, now: datetime) -> int:
-    """A running chain with no lease and no progress for a lease period lost its message: resend it."""
+    """A running chain with no live lease and no progress for a lease period lost its message: resend it.
+
+    The resend counts as progress (and drops the dead lease), so a chain is resent once per lease
+    period, not again on every tick while its new message waits behind a backlog.
+    """
     quiet = now - timedelta(seconds=rt.settings.lease_seconds)
-    with rt.sessions() as session:
-        stalled = session.execute(
-            select(SyncState.connection_id, SyncState.stream, SyncState.version)
-            .join(Connection, Connection.id == SyncState.connection_id)
-            .where(
-                SyncState.running.is_(True),
-                Connection.status == "active",
-                or_(
-                    SyncState.lease_until < quiet,
-                    and_(
-                        SyncState.lease_until.is_(None),
-                        func.coalesce(SyncState.last_progress_at, datetime(1970, 1, 1)) < quiet,
-                    ),
-                ),
-            )
-            .limit(BATCH)
-        ).all()
-    for connection_id, stream, version in stalled:
+    stalled = and_(
+        SyncState.running.is_(True),
+        SyncState.connection_id.in_(select(Connection.id).where(Connection.status == "active")),
+        or_(
+            SyncState.lease_until < quiet,
+            and_(
+                SyncState.lease_until.is_(None),
+                func.coalesce(SyncState.last_progress_at, datetime(1970, 1, 1)) < quiet,
+            ),
+        ),
+    )
+    with rt.writes.begin() as session:
+        ids = list(session.execute(select(SyncState.id).where(stalled).limit(BATCH)).scalars())
+        resent = (
+            session.execute(
+                update(SyncState)
+                .where(SyncState.id.in_(ids), stalled)  # still stalled: a worker may have taken it meanwhile
+                .values(lease_owner=None, lease_until=None, last_progress_at=now)
+                .returning(SyncState.connection_id, SyncState.stream, SyncState.version)
+            ).all()
+            if ids
+            else []
+        )
+    for connection_id, stream, version in resent:
         log.warning("re-enqueueing a stalled chain", extra={"connection": connection_id, "stream": stream})
         rt.send(connection_id, stream, version)
-    return len(stalled)
+    return len(resent)
 
 
 def start_all(rt: Runtime, org_id: int | None = None) -> int:
@@ -87,9 +98,10 @@ def start_all(rt: Runtime, org_id: int | None = None) -> int:
 
 
 def run_forever(rt: Runtime, period: float = TICK_SECONDS) -> None:
-    """The `sxsync scheduler` loop."""
+    """The `sxsync scheduler` loop: due syncs, stalled chains, and the daily strength decay."""
     while True:
         started, resent = tick(rt)
-        if started or resent:
-            log.info("scheduler tick", extra={"started": started, "resent": resent})
+        decayed = decay_due(rt, rt.clock())
+        if started or resent or decayed:
+            log.info("scheduler tick", extra={"started": started, "resent": resent, "orgs_decayed": decayed})
         time.sleep(period)

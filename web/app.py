@@ -17,8 +17,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from models.network import BadCursor, get_contact, org_by_slug, read_feed
-from models.orgs import AdminError, find_member, org_of_stored_key, upsert_member, upsert_org
+from models.network import BadCursor, explain_contact, get_contact, intro_paths, org_by_slug, read_feed
+from models.orgs import (
+    AdminError,
+    find_member,
+    normalize_domain,
+    normalize_member_email,
+    org_of_stored_key,
+    upsert_member,
+    upsert_org,
+)
 from models.tables import Connection, Member, Org
 from sync.connections import activate, disconnect, scopes_of, sources_of
 from sync.runtime import Runtime
@@ -315,12 +323,36 @@ def create_app(rt: Runtime) -> FastAPI:
         return {"items": feed.items, "next": feed.next, "has_more": feed.has_more}
 
     @app.get("/api/network/contacts/{contact_id}")
-    def contact(contact_id: str, caller: ApiCaller, session: DB, org_slug: Annotated[str, Query(alias="org")]) -> Any:
+    def contact(
+        contact_id: str,
+        caller: ApiCaller,
+        session: DB,
+        org_slug: Annotated[str, Query(alias="org")],
+        explain: bool = False,
+    ) -> Any:
         org = scoped(caller, org_slug)
         found = get_contact(session, org.id, int(contact_id)) if contact_id.isdigit() and len(contact_id) < 19 else None
         if found is None:
             return JSONResponse({"detail": "no such contact"}, status_code=404)
-        return found
+        return explain_contact(session, org, found) if explain else found
+
+    @app.get("/api/network/intro-paths")
+    def intro(
+        caller: ApiCaller,
+        session: DB,
+        org_slug: Annotated[str, Query(alias="org")],
+        email: str | None = None,
+        domain: str | None = None,
+    ) -> dict[str, Any]:
+        org = scoped(caller, org_slug)
+        if (email is None) == (domain is None):
+            raise HTTPException(422, "give exactly one of email= or domain=")
+        try:
+            if email is not None:
+                return intro_paths(session, org.id, email=normalize_member_email(email))
+            return intro_paths(session, org.id, domain=normalize_domain(domain or ""))
+        except AdminError as exc:
+            raise HTTPException(422, str(exc)) from None
 
     return app
 

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 from connectors.base import ActivityObservation, Deletion, Participant, Rejection
 from models.db import session_factory
 from models.network import iter_contacts, read_feed
+from models.policy import StrengthPolicy
 from models.tables import Activity, Connection, Contact, Interaction, Member, Org, Rejected, Sighting
 from sync.ingest import IngestTarget, ingest_page, sweep_unseen
 from sync.interactions import OrgView
-from sync.strength import StrengthPolicy
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 

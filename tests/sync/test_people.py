@@ -11,10 +11,10 @@ from sqlalchemy.orm import sessionmaker
 from connectors.base import ActivityObservation, Deletion, Observation, Participant, PersonObservation
 from models.db import session_factory
 from models.network import iter_contacts, read_feed
+from models.policy import StrengthPolicy
 from models.tables import Connection, IdentityConflict, Member, Org
 from sync.ingest import IngestTarget, ingest_page
 from sync.interactions import OrgView
-from sync.strength import StrengthPolicy
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:24:26.094902
+Create Date: 2026-11-24 21:29:51.842554
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('domains', sa.JSON(), nullable=False),
     sa.Column('policy', sa.JSON(), nullable=False),
     sa.Column('feed_seq', sa.BigInteger(), nullable=False),
+    sa.Column('decayed_at', models.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('slug')

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.strength import StrengthPolicy, strength
+from models.policy import StrengthPolicy, strength
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

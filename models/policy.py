@@ -1,4 +1,8 @@
-"""Relationship strength: a documented, deterministic decayed sum squashed into [0, 1)."""
+"""Relationship strength: an org's policy (defaults, per-org overrides) and the documented formula.
+
+Strength between a member and a contact is `1 - exp(-S / scale)` where S sums, over their
+interactions, the kind's weight times `0.5 ** (age_days / half_life_days)`: deterministic, in [0, 1).
+"""
 
 from __future__ import annotations
 
