@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.rls import apply_rls, rls_current
+
 MIGRATION_LOCK_ID = 7_243_001  # pg_advisory_lock key shared by every entry point
 
 
@@ -113,9 +115,19 @@ def _at_head(engine: Engine, cfg: Config) -> bool:
 def upgrade_schema(engine: Engine) -> None:
     """Bring the schema to head under a lock: safe when several entry points start at once."""
     cfg = alembic_config(engine)
-    if _at_head(engine, cfg):
+    if _at_head(engine, cfg) and _rls_in_place(engine):
         return
     with _migration_lock(engine), engine.connect() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        if conn.dialect.name == "postgresql":
+            apply_rls(conn)  # after every upgrade, so a table a migration adds is covered at once
         conn.commit()
+
+
+def _rls_in_place(engine: Engine) -> bool:
+    """PostgreSQL: every org-scoped table already carries its forced policy (SQLite has no RLS)."""
+    if engine.dialect.name != "postgresql":
+        return True
+    with engine.connect() as conn:
+        return rls_current(conn)

@@ -365,6 +365,16 @@ class Suppression(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class StoredSecret(Base):
+    """A product secret kept in the store, encrypted with the vault (e.g. the opt-out list's HMAC key,
+    which must outlive key rotation: hashing with a rotating key would forget every opt-out)."""
+
+    __tablename__ = "stored_secrets"
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiKey(Base):
     """An org-scoped API key, stored hashed."""
 

@@ -60,9 +60,7 @@ def decay_due(rt: Runtime, now: datetime) -> int:
     """Run the decay for every org whose last run is a day old (the scheduler calls this each tick)."""
     with rt.sessions() as session:
         due = list(
-            session.execute(
-                select(Org.id).where(or_(Org.decayed_at.is_(None), Org.decayed_at < now - EVERY))
-            ).scalars()
+            session.execute(select(Org.id).where(or_(Org.decayed_at.is_(None), Org.decayed_at < now - EVERY))).scalars()
         )
     for org_id in due:
         decay_org(rt, org_id, now)

@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 from connectors.base import ActivityObservation, Deletion, Observation, PersonObservation, Rejection
 from models.policy import StrengthPolicy
 from models.store import insert_ignore, lock_org, publish_contacts
-from models.tables import Activity, Interaction, Participant, Rejected, Sighting
+from models.tables import Activity, Connection, Interaction, Member, Org, Participant, Rejected, Sighting
 from sync.contacts import ContactBook
 from sync.identity import email_key, ref_key
 from sync.interactions import OrgView, UnionParticipant, derive, union
+from sync.optout_filter import drop_suppressed
 from sync.records import RecordTarget, delete_records, member_of_refs, sweep_records, upsert_records
 from sync.relationships import recompute_contacts, recompute_relationships
 
@@ -38,6 +39,7 @@ class IngestTarget:
     policy: StrengthPolicy
     keep_subjects: bool = False
     region: str = "US"
+    suppression_secret: bytes | None = None  # None: no opt-out filtering (tests of the bare store)
 
     @property
     def records(self) -> RecordTarget:
@@ -82,6 +84,8 @@ def ingest_page(
 ) -> IngestStats:
     """Upsert copies and records by natural key, apply deletions, and recompute what they touched."""
     lock_org(session, target.org_id)
+    if target.suppression_secret is not None:
+        observations = drop_suppressed(session, observations, target.suppression_secret, target.region)
     stats = IngestStats()
     activities = _last_copy_wins([o for o in observations if isinstance(o, ActivityObservation)])
     people = [o for o in observations if isinstance(o, PersonObservation)]
@@ -99,6 +103,14 @@ def ingest_page(
     return stats
 
 
+def settle_after_purge(
+    session: Session, target: IngestTarget, activities: set[int], book: ContactBook, now: datetime, stats: IngestStats
+) -> None:
+    """After an erasure removed participants or records: recompute and publish (org already locked)."""
+    lock_org(session, target.org_id)
+    _settle(session, target, activities, book, now, stats)
+
+
 def _settle(
     session: Session, target: IngestTarget, activities: set[int], book: ContactBook, now: datetime, stats: IngestStats
 ) -> None:
@@ -111,6 +123,37 @@ def _settle(
     contacts |= moved
     stats.touched_contacts = contacts
     stats.contacts_published = publish_contacts(session, target.org_id, contacts)
+
+
+def target_for(
+    session: Session,
+    org: Org,
+    *,
+    connection_id: int,
+    stream: str,
+    generation: int,
+    suppression_secret: bytes | None,
+) -> IngestTarget:
+    """The org's view for the rules, read inside the writing transaction.
+
+    A member is known by their address and by every account their connections report.
+    """
+    members = dict(session.execute(select(Member.email, Member.id).where(Member.org_id == org.id)).all())
+    for account, member_id in session.execute(
+        select(Connection.account, Connection.member_id).where(Connection.org_id == org.id)
+    ):
+        members.setdefault(account, member_id)
+    return IngestTarget(
+        org_id=org.id,
+        org=OrgView(domains=frozenset(d.lower() for d in org.domains), members=members),
+        connection_id=connection_id,
+        stream=stream,
+        generation=generation,
+        policy=StrengthPolicy.from_org_policy(org.policy),
+        keep_subjects=bool(org.policy.get("keep_subjects", False)),
+        region=str(org.policy.get("region", "US")),
+        suppression_secret=suppression_secret,
+    )
 
 
 def _last_copy_wins(observations: list[ActivityObservation]) -> list[ActivityObservation]:
@@ -264,16 +307,16 @@ def _delete_copies(
     return {v[2] for v in existing.values()}
 
 
-def sweep_unseen(session: Session, target: IngestTarget, now: datetime) -> IngestStats:
-    """After a full pass: drop this stream's copies and records the pass did not see (lost deletions)."""
+def sweep_unseen(session: Session, target: IngestTarget, now: datetime, *, everything: bool = False) -> IngestStats:
+    """After a full pass: drop this stream's copies and records the pass did not see (lost deletions).
+
+    With `everything`, drop all the connection's data, every stream (disconnect purge, retention).
+    """
     lock_org(session, target.org_id)
-    stale = session.execute(
-        select(Sighting.id, Sighting.activity_id).where(
-            Sighting.connection_id == target.connection_id,
-            Sighting.stream == target.stream,
-            Sighting.generation < target.generation,
-        )
-    ).all()
+    query = select(Sighting.id, Sighting.activity_id).where(Sighting.connection_id == target.connection_id)
+    if not everything:
+        query = query.where(Sighting.stream == target.stream, Sighting.generation < target.generation)
+    stale = session.execute(query).all()
     stats = IngestStats()
     book = ContactBook(session, target.org, target.org_id)
     doomed = [sid for sid, _ in stale]
@@ -281,7 +324,9 @@ def sweep_unseen(session: Session, target: IngestTarget, now: datetime) -> Inges
     for chunk in _chunks(doomed):
         session.execute(delete(Sighting).where(Sighting.id.in_(chunk)))
     stats.deleted = len(stale)
-    stats.deleted += sweep_records(session, target.connection_id, target.stream, target.generation, book)
+    stats.deleted += sweep_records(
+        session, target.connection_id, None if everything else (target.stream, target.generation), book
+    )
     if stats.deleted:
         _settle(session, target, {aid for _, aid in stale}, book, now, stats)
     return stats

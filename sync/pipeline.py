@@ -28,10 +28,8 @@ from connectors.base import (
     Unauthorized,
 )
 from connectors.registry import get_connector
-from models.policy import StrengthPolicy
-from models.tables import Connection, Member, Org, SyncState
-from sync.ingest import IngestStats, IngestTarget, ingest_page, sweep_unseen
-from sync.interactions import OrgView
+from models.tables import Connection, Org, SyncState
+from sync.ingest import IngestStats, ingest_page, sweep_unseen, target_for
 from sync.runtime import Runtime
 from tokens.access import ReauthRequired, get_access_token
 
@@ -166,9 +164,17 @@ def _context(rt: Runtime, connection: Connection, access_token: str) -> FetchCon
 def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, page: Page) -> Outcome:
     """Records and the next cursor in one transaction, guarded by version and lease."""
     now = rt.clock()
+    secret = rt.suppression_secret()  # before the transaction: it may have to create the secret
     with rt.writes.begin() as session:
         org = session.get_one(Org, connection.org_id)
-        target = _target(session, org, connection, state)
+        target = target_for(
+            session,
+            org,
+            connection_id=connection.id,
+            stream=state.stream,
+            generation=state.generation,
+            suppression_secret=secret,
+        )
         stats = ingest_page(session, target, page.observations, page.rejections, now)
         if page.done and page.full_resync:
             swept = sweep_unseen(session, target, now)
@@ -224,21 +230,6 @@ def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, p
         return Outcome("done", version, stats, page.api_calls)
     _send_next(rt, connection.id, state.stream, version)
     return Outcome("committed", version, stats, page.api_calls)
-
-
-def _target(session: Session, org: Org, connection: Connection, state: SyncState) -> IngestTarget:
-    """The org's view for the interaction rules, read inside the page's transaction."""
-    members = dict(session.execute(select(Member.email, Member.id).where(Member.org_id == org.id)).all())
-    return IngestTarget(
-        org_id=org.id,
-        org=OrgView(domains=frozenset(d.lower() for d in org.domains), members=members),
-        connection_id=connection.id,
-        stream=state.stream,
-        generation=state.generation,
-        policy=StrengthPolicy.from_org_policy(org.policy),
-        keep_subjects=bool(org.policy.get("keep_subjects", False)),
-        region=str(org.policy.get("region", "US")),
-    )
 
 
 def _send_next(rt: Runtime, connection_id: int, stream: str, version: int) -> None:

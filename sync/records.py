@@ -153,6 +153,12 @@ def _existing(
     return found
 
 
+def forget_records(session: Session, record_ids: list[int], book: ContactBook) -> int:
+    """Remove records by id (erasure); returns how many."""
+    _forget(session, record_ids, book)
+    return len(record_ids)
+
+
 def _forget(session: Session, record_ids: list[int], book: ContactBook) -> None:
     """Remove records (and their keys), making every key they carried a suspect."""
     for batch in chunks(record_ids):
@@ -172,17 +178,13 @@ def delete_records(session: Session, connection_id: int, deletions: Sequence[Del
     return len(existing)
 
 
-def sweep_records(session: Session, connection_id: int, stream: str, generation: int, book: ContactBook) -> int:
-    """After a full pass: this stream's records the pass did not see are gone at the source."""
-    stale = list(
-        session.execute(
-            select(PersonRecord.id).where(
-                PersonRecord.connection_id == connection_id,
-                PersonRecord.stream == stream,
-                PersonRecord.generation < generation,
-            )
-        ).scalars()
-    )
+def sweep_records(session: Session, connection_id: int, unseen_by: tuple[str, int] | None, book: ContactBook) -> int:
+    """Records of a stream that a full pass (stream, generation) did not see; None: all the connection's."""
+    query = select(PersonRecord.id).where(PersonRecord.connection_id == connection_id)
+    if unseen_by is not None:
+        stream, generation = unseen_by
+        query = query.where(PersonRecord.stream == stream, PersonRecord.generation < generation)
+    stale = list(session.execute(query).scalars())
     _forget(session, stale, book)
     return len(stale)
 

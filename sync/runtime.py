@@ -14,6 +14,7 @@ from models.db import make_engine, session_factory, upgrade_schema, write_sessio
 from models.settings import Settings, get_settings
 from tokens.clients import client_for
 from tokens.oauth import OAuthClient
+from tokens.secrets import stored_secret
 from tokens.vault import Vault, vault_from_settings
 
 Enqueue = Callable[[int, str, int, float], None]  # (connection_id, stream, cursor_version, delay_seconds)
@@ -36,6 +37,7 @@ class Runtime:
     clock: Callable[[], datetime] = system_clock
     enqueue: Enqueue | None = None
     _clients: dict[str, OAuthClient] = field(default_factory=dict)
+    _suppression_secret: bytes | None = None
 
     def oauth_client(self, provider: str) -> OAuthClient:
         """The provider's OAuth client (endpoints and CA from settings), cached."""
@@ -44,6 +46,12 @@ class Runtime:
                 self.settings.provider(provider), self.settings.ca_bundle or None, self.settings.http_timeout
             )
         return self._clients[provider]
+
+    def suppression_secret(self) -> bytes:
+        """The opt-out list's HMAC key (stored encrypted; stable across key rotation), cached."""
+        if self._suppression_secret is None:
+            self._suppression_secret = stored_secret(self.writes, self.vault, "suppression-hmac")
+        return self._suppression_secret
 
     def send(self, connection_id: int, stream: str, cursor_version: int, delay: float = 0.0) -> None:
         """Enqueue one page job (the broker is wired in by `sync.actors`)."""

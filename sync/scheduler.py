@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 
 from models.tables import Connection, SyncState
-from sync.decay import decay_due
 from sync.runtime import Runtime
 
 log = logging.getLogger("sxsync.scheduler")
@@ -95,13 +93,3 @@ def start_all(rt: Runtime, org_id: int | None = None) -> int:
         if ids:
             session.execute(update(SyncState).where(SyncState.id.in_(ids)).values(next_run_at=now))
     return _start_due(rt, now)
-
-
-def run_forever(rt: Runtime, period: float = TICK_SECONDS) -> None:
-    """The `sxsync scheduler` loop: due syncs, stalled chains, and the daily strength decay."""
-    while True:
-        started, resent = tick(rt)
-        decayed = decay_due(rt, rt.clock())
-        if started or resent or decayed:
-            log.info("scheduler tick", extra={"started": started, "resent": resent, "orgs_decayed": decayed})
-        time.sleep(period)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.tables import Credential, OAuthState
+from models.tables import Credential, OAuthState, StoredSecret
 from tokens.vault import Vault
 
 
@@ -19,6 +19,9 @@ def rotate_stored_secrets(session: Session, vault: Vault) -> int:
         count += 1
     for state in session.execute(select(OAuthState).where(OAuthState.used_at.is_(None))).scalars():
         state.code_verifier = vault.rotate(state.code_verifier)
+        count += 1
+    for secret in session.execute(select(StoredSecret).with_for_update()).scalars():
+        secret.ciphertext = vault.rotate(secret.ciphertext)
         count += 1
     session.flush()
     return count

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from models.rls import scoped as rls_scoped
 from models.network import BadCursor, explain_contact, get_contact, intro_paths, org_by_slug, read_feed
 from models.orgs import (
     AdminError,
@@ -28,7 +29,10 @@ from models.orgs import (
     upsert_org,
 )
 from models.tables import Connection, Member, Org
-from sync.connections import activate, disconnect, scopes_of, sources_of
+from privacy.disconnect import disconnect_and_purge
+from privacy.audit import AuditQuery, BadQuery, parse_when, query_audit
+from privacy.optout import NotAnIdentity, opt_out
+from sync.connections import activate, scopes_of, sources_of
 from sync.runtime import Runtime
 from tokens import signed
 from tokens.consent import ConsentError, begin_consent, complete_consent
@@ -81,6 +85,12 @@ class MemberBody(BaseModel):
     """`PUT /api/orgs/{org}/members/{email}`."""
 
     ended_on: date | None = None
+
+
+class OptOutBody(BaseModel):
+    """`POST /api/opt-out`: an email address or a phone number."""
+
+    identity: str = Field(min_length=3, max_length=320)
 
 
 class ConnectSessionBody(BaseModel):
@@ -302,10 +312,38 @@ def create_app(rt: Runtime) -> FastAPI:
     def delete_connection(connection_id: int, caller: ApiCaller) -> dict[str, Any]:
         if caller.org is None:
             raise HTTPException(404, "no such connection")
-        connection = disconnect(rt, caller.org.id, connection_id, actor=f"api:{caller.slug}")
-        if connection is None:
+        done = disconnect_and_purge(rt, caller.org.id, connection_id, actor=f"api:{caller.slug}")
+        if done is None:
             raise HTTPException(404, "no such connection")
-        return {"id": connection.id, "status": connection.status}
+        connection, purged = done
+        return {"id": connection.id, "status": connection.status, "erased": purged.copies_and_records}
+
+    @app.post("/api/opt-out")
+    def api_opt_out(body: OptOutBody, caller: ApiCaller) -> dict[str, Any]:
+        try:
+            done = opt_out(rt, body.identity, actor=f"api:{caller.slug}")
+        except NotAnIdentity as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"status": "opted_out", "reference": done.reference}
+
+    @app.get("/api/audit")
+    def audit_log(
+        caller: ApiCaller,
+        session: DB,
+        org_slug: Annotated[str, Query(alias="org")],
+        since: str | None = None,
+        until: str | None = None,
+        action: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        org = scoped(caller, org_slug)
+        rls_scoped(session, org.id)
+        try:
+            query = AuditQuery(org.id, parse_when(since), parse_when(until), action, limit)
+            items, more = query_audit(session, query)
+        except BadQuery as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {"items": items, "has_more": more}
 
     @app.get("/api/network/contacts")
     def contacts_feed(

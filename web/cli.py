@@ -119,9 +119,9 @@ def worker(processes: int, threads: int) -> None:
 @click.option("--period", type=float, default=15.0, show_default=True, help="Seconds between ticks.")
 @friendly
 def scheduler(period: float) -> None:
-    """Enqueue due syncs and re-enqueue stalled ones, forever."""
+    """Enqueue due syncs, re-enqueue stalled ones, decay strengths daily, sweep retention; forever."""
     from sync.broker import setup_broker
-    from sync.scheduler import run_forever
+    from web.periodic import run_forever
 
     rt = _runtime()
     setup_broker(rt)
@@ -302,6 +302,34 @@ def contacts(org_name: str, as_json: bool) -> None:
             click.echo(json.dumps(item, ensure_ascii=False))
 
 
+@main.command("opt-out")
+@click.argument("identity")
+@friendly
+def opt_out_cmd(identity: str) -> None:
+    """Suppress an address or phone everywhere and erase what is held about it."""
+    from privacy.optout import NotAnIdentity, opt_out
+
+    rt = _runtime()
+    try:
+        done = opt_out(rt, identity, actor="cli")
+    except NotAnIdentity as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"opted out (reference {done.reference}): {done.erased} records erased in {done.orgs} orgs")
+
+
+@main.command("retention-sweep")
+@friendly
+def retention_sweep_cmd() -> None:
+    """Delete the data of memberships that ended more than the retention period ago."""
+    from privacy.retention import sweep_retention
+
+    rt = _runtime()
+    swept = sweep_retention(rt)
+    for item in swept:
+        click.echo(f"{item.org}: member {item.member_id}: {item.connections} connections, {item.erased} records erased")
+    click.echo(f"{len(swept)} memberships swept")
+
+
 @main.group()
 def apikey() -> None:
     """Org-scoped API keys."""
@@ -317,6 +345,78 @@ def apikey_create(org_name: str) -> None:
     rt = _runtime()
     with rt.writes.begin() as session:
         click.echo(create_api_key(session, require_org(session, org_name), actor="cli"))
+
+
+@main.command("export")
+@click.argument("identity")
+@friendly
+def export_cmd(identity: str) -> None:
+    """Everything held about a person (EMAIL or phone), across every org, as one JSON document."""
+    from privacy.export import export_subject
+    from privacy.optout import NotAnIdentity
+
+    rt = _runtime()
+    try:
+        document = export_subject(rt, identity, actor="cli")
+    except NotAnIdentity as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+@main.command("rotate-keys")
+@click.option("--check", is_flag=True, help="Only verify: every stored secret decrypts, and how many the newest key opens.")
+@friendly
+def rotate_keys_cmd(check: bool) -> None:
+    """Re-encrypt every stored secret under the newest SXSYNC_SECRET_KEYS key, so older keys can be retired."""
+    from privacy.keys import check_keys, rotate_keys
+
+    rt = _runtime()
+    if not check:
+        click.echo(f"re-encrypted {rotate_keys(rt, actor='cli')} stored secrets under the newest key")
+    found = check_keys(rt)
+    click.echo(f"{found.under_newest} of {found.total} stored secrets are under the newest key")
+    if found.under_newest != found.total:
+        click.echo("older keys are still needed: run `sxsync rotate-keys`", err=True)
+        sys.exit(1)
+
+
+@main.command("audit")
+@click.option("--org", "org_name", default=None, help="One org's events (default: every org and cross-org events).")
+@click.option("--since", default=None, help="ISO 8601 date or time (inclusive).")
+@click.option("--until", default=None, help="ISO 8601 date or time (exclusive).")
+@click.option("--action", default=None, help="An action, or a prefix such as `token.*`.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, newest first.")
+@friendly
+def audit_cmd(
+    org_name: str | None, since: str | None, until: str | None, action: str | None, limit: int, as_json: bool
+) -> None:
+    """The audit log: token uses, connects, disconnects, opt-outs, exports, sweeps, admin actions."""
+    from models.orgs import require_org
+    from models.rls import all_orgs, scoped
+    from privacy.audit import AuditQuery, BadQuery, parse_when, query_audit
+
+    rt = _runtime()
+    try:
+        with rt.sessions() as session:
+            org_id = require_org(session, org_name).id if org_name else None
+            if org_id is None:
+                all_orgs(session, actor="cli", reason="audit.query")
+            else:
+                scoped(session, org_id)
+            query = AuditQuery(org_id, parse_when(since), parse_when(until), action, limit)
+            entries, more = query_audit(session, query)
+            session.commit()
+    except BadQuery as exc:
+        raise click.UsageError(str(exc)) from None
+    for entry in entries:
+        if as_json:
+            click.echo(json.dumps(entry, ensure_ascii=False))
+        else:
+            click.echo(f"{entry['at']}  {entry['action']:<24} {entry['actor']:<24} {entry['target']}  "
+                       f"{json.dumps(entry['details'], ensure_ascii=False)}")
+    if more and not as_json:
+        click.echo(f"(more than {limit}: narrow with --since/--until or raise --limit)", err=True)
 
 
 if __name__ == "__main__":

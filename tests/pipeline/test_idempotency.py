@@ -57,7 +57,7 @@ def drain(stack: Stack, jobs: deque[Job], *, twice: bool) -> dict[str, int]:
 
 
 def test_every_message_delivered_twice_gives_the_same_store_as_once(
-    manual_stack: tuple[Stack, deque[Job]], tmp_path: Path, sqlite_url: str
+    manual_stack: tuple[Stack, deque[Job]], tmp_path: Path
 ) -> None:
     stack, jobs = manual_stack
     start_all(stack.rt)
@@ -66,7 +66,11 @@ def test_every_message_delivered_twice_gives_the_same_store_as_once(
     assert outcomes["stale"] == outcomes["committed"] + outcomes["done"]  # each duplicate found its page done
     assert twice[0]["activities"] > 100
     with running_stack(
-        data_dir=tmp_path / "once", world=small_world(size=900), database_url=sqlite_url, workers=0, page_size=100
+        data_dir=tmp_path / "once",
+        world=small_world(size=900),
+        database_url=f"sqlite:///{tmp_path / 'once.db'}",
+        workers=0,
+        page_size=100,
     ) as once:
         once.seed_org(ORG, DOMAIN, MEMBERS)
         once_jobs: deque[Job] = deque()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:29:51.842554
+Create Date: 2026-11-24 21:39:12.855174
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ def upgrade() -> None:
     sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('slug')
+    )
+    op.create_table('stored_secrets',
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('ciphertext', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
     )
     op.create_table('suppressions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -411,6 +417,7 @@ def downgrade() -> None:
     op.drop_table('api_keys')
     op.drop_table('activities')
     op.drop_table('suppressions')
+    op.drop_table('stored_secrets')
     op.drop_table('orgs')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_org_at')

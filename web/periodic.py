@@ -1,0 +1,32 @@
+"""The `sxsync scheduler` loop: due syncs, stalled chains, daily strength decay, retention sweeps."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from privacy.retention import sweep_retention
+from sync.decay import decay_due
+from sync.runtime import Runtime
+from sync.scheduler import tick
+
+log = logging.getLogger("sxsync.scheduler")
+RETENTION_EVERY = 3600.0  # seconds; the sweep is idempotent, so running it hourly keeps the one-year promise
+
+
+def run_forever(rt: Runtime, period: float) -> None:
+    """Tick every `period` seconds; decay and retention when due."""
+    last_retention = float("-inf")
+    while True:
+        started, resent = tick(rt)
+        decayed = decay_due(rt, rt.clock())
+        swept = 0
+        if time.monotonic() - last_retention >= RETENTION_EVERY:
+            swept = len(sweep_retention(rt))
+            last_retention = time.monotonic()
+        if started or resent or decayed or swept:
+            log.info(
+                "scheduler tick",
+                extra={"started": started, "resent": resent, "orgs_decayed": decayed, "members_swept": swept},
+            )
+        time.sleep(period)
