@@ -56,8 +56,10 @@ def busiest_email(stack: Stack) -> tuple[str, str]:
 
 def opt_out(stack: Stack, identity: str) -> requests.Response:
     return requests.post(
-        f"{stack.rt.settings.public_url}/api/opt-out", json={"identity": identity},
-        headers={"Authorization": "Bearer key-a"}, timeout=60,
+        f"{stack.rt.settings.public_url}/api/opt-out",
+        json={"identity": identity},
+        headers={"Authorization": "Bearer key-a"},
+        timeout=60,
     )
 
 
@@ -120,10 +122,15 @@ def test_retention_removes_exactly_the_ended_members_data(synced: Stack, tmp_pat
     assert sweep_retention(synced.rt, today) == []  # idempotent
     with synced.rt.sessions() as s:
         assert set(s.execute(select(Connection.account)).scalars()) == {"bob@acme.test"}
-        assert s.execute(select(Member.email).order_by(Member.email)).scalars().all() == ["bob@acme.test", "carol@acme.test"]
+        assert s.execute(select(Member.email).order_by(Member.email)).scalars().all() == [
+            "bob@acme.test",
+            "carol@acme.test",
+        ]
     assert any(g.revoked for g in synced.sandbox.google.grants.values())
     # the same world synced from bob's mailbox alone, alice never a member: the same network
-    with running_stack(data_dir=tmp_path / "ref", world=world(), database_url=f"sqlite:///{tmp_path / 'ref.db'}") as ref:  # type: ignore[arg-type]
+    with running_stack(
+        data_dir=tmp_path / "ref", world=world(), database_url=f"sqlite:///{tmp_path / 'ref.db'}"
+    ) as ref:  # type: ignore[arg-type]
         ref.seed_org("acme", "acme.test", MEMBERS[1:])
         ref.connect("acme", "bob@acme.test")
         assert ref.sync().failed == 0
