@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: setup demo test lint typecheck services faults bench clean
+.PHONY: setup demo test lint typecheck services browser faults bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,10 @@ lint: setup
 typecheck: setup
 	$(PY) -m mypy
 
-test: setup services lint typecheck ## the whole suite, on real Redis, PostgreSQL and SQLite
+browser: setup ## Debian's chromium + Playwright's Python package, for the dashboard's browser tests
+	bash scripts/ensure-browser.sh
+
+test: setup services browser lint typecheck ## the whole suite, on real Redis, PostgreSQL and SQLite
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup services

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from connectors import gmail
+from connectors import (
+    gmail,
+    google_calendar,
+    google_contacts,
+    hubspot,
+    outlook_calendar,
+    outlook_contacts,
+    outlook_mail,
+    salesforce,
+)
 from connectors.base import Connector
 
 CONNECTORS: dict[str, Connector] = {gmail.name: gmail}
+CONNECTORS |= {c.name: c for c in (google_calendar, google_contacts)}
+CONNECTORS |= {c.name: c for c in (outlook_mail, outlook_calendar, outlook_contacts)}
+CONNECTORS[salesforce.name] = salesforce
+CONNECTORS[hubspot.name] = hubspot
 
 
 def get_connector(name: str) -> Connector:

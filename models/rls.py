@@ -1,7 +1,7 @@
 """PostgreSQL row-level security: a second wall behind the query layer's `WHERE org_id = …`.
 
 Every table with an `org_id` column (found in the metadata, so a new table is covered the day it is
-added) and every table that reaches one through a foreign key (credentials → connections) gets
+added) and every table that reaches one through a required foreign key (a child through its parent) gets
 `ENABLE` + `FORCE ROW LEVEL SECURITY` and one policy: a row is visible and writable only when its org
 is the transaction's `sxsync.org_id`, or when the transaction declared `sxsync.all_orgs = on` (the
 cross-org jobs: opt-out, retention, export; `all_orgs` audits each use). Both are set with
@@ -11,6 +11,8 @@ owners without FORCE would skip the policies).
 
 What it guards against: a query that forgot its org filter returns nothing instead of another
 org's rows. It is not a wall against SQL injection: any session may set the two settings.
+Before an org is known (a job's connection id, an API key, a consent nonce), `org_of` asks the
+function `sxsync_org_of`, which sees every org for that one lookup only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, MetaData, Table, event, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from models.tables import ApiKey, AuditEvent, Base, OAuthState
 from models.tables import Connection as ConnectionRow
@@ -77,7 +79,8 @@ def policy_expression(table: Table, metadata: MetaData = Base.metadata) -> str:
     if "org_id" in table.c:
         return ORG_CHECK
     column, parent, parent_column = child_tables(metadata)[table]
-    return f'EXISTS (SELECT 1 FROM "{parent.name}" p WHERE p."{parent_column}" = "{table.name}"."{column}")'
+    # identifiers from our own metadata, never from input
+    return f'EXISTS (SELECT 1 FROM "{parent.name}" p WHERE p."{parent_column}" = "{table.name}"."{column}")'  # noqa: S608
 
 
 def protected_tables(metadata: MetaData = Base.metadata) -> list[Table]:
@@ -89,7 +92,11 @@ def app_role_url(url: str) -> str:
     """The store's URL as the app role: same host, database and options, no credential of the owner's."""
     owner = make_url(url)
     return URL.create(
-        owner.drivername, username=APP_ROLE, host=owner.host, port=owner.port, database=owner.database,
+        owner.drivername,
+        username=APP_ROLE,
+        host=owner.host,
+        port=owner.port,
+        database=owner.database,
         query=owner.query,
     ).render_as_string()
 
@@ -162,15 +169,13 @@ def _protect(conn: Connection, table: Table, expression: str) -> None:
     ).scalars()
     for policy in list(stale):
         conn.execute(text(f'DROP POLICY "{policy}" ON "{name}"'))
-    conn.execute(
-        text(f'CREATE POLICY {POLICY} ON "{name}" FOR ALL USING ({expression}) WITH CHECK ({expression})')
-    )
+    conn.execute(text(f'CREATE POLICY {POLICY} ON "{name}" FOR ALL USING ({expression}) WITH CHECK ({expression})'))
 
 
 def _create_lookup(conn: Connection, schema: str) -> None:
     """`sxsync_org_of(kind, key)`: the one org a connection id, API key hash or consent nonce belongs to."""
-    branches = " ".join(
-        f"{'IF' if i == 0 else 'ELSIF'} kind = '{kind}' THEN"
+    branches = " ".join(  # identifiers from our own models, never from input
+        f"{'IF' if i == 0 else 'ELSIF'} kind = '{kind}' THEN"  # noqa: S608
         f' RETURN (SELECT org_id FROM "{model.__tablename__}" WHERE "{column}" = key::{cast});'
         for i, (kind, (model, column, cast)) in enumerate(LOOKUPS.items())
     )
@@ -188,11 +193,20 @@ def scoped(session: Session, org_id: int) -> None:
     _remember(session, (str(int(org_id)), "off"))
 
 
-def all_orgs(session: Session, *, actor: str, reason: str) -> None:
-    """The audited escape hatch for cross-org jobs (opt-out, retention, export): every org is visible."""
-    session.add(
-        AuditEvent(org_id=None, actor=actor, action="rls.all_orgs", target=reason[:200], details={"reason": reason})
-    )
+def org_sessions(factory: sessionmaker[Session], org_id: int) -> sessionmaker[Session]:
+    """A sessionmaker like `factory` whose every session is scoped to one org (hand it to code that opens its own)."""
+    return sessionmaker(class_=factory.class_, **{**factory.kw, "info": {_INFO_KEY: (str(int(org_id)), "off")}})
+
+
+def all_orgs(session: Session, *, actor: str, reason: str, audit: bool = True) -> None:
+    """The audited escape hatch for cross-org jobs (opt-out, retention, export): every org is visible.
+
+    `audit=False` is for read-only aggregate views (metrics, the ops dashboard) that a scrape repeats.
+    """
+    if audit:
+        session.add(
+            AuditEvent(org_id=None, actor=actor, action="rls.all_orgs", target=reason[:200], details={"reason": reason})
+        )
     _remember(session, ("", "on"))
 
 

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=60, ge=5)
     poll_seconds: int = Field(default=300, ge=1)
     http_timeout: float = Field(default=30.0, gt=0)
+    webhook_url: str = ""  # connection status changes are POSTed here, signed with webhook_secret
+    webhook_secret: str = ""
 
     google_client_id: str = ""
     google_client_secret: str = ""

@@ -100,16 +100,24 @@ class Connection(Base):
     scopes: Mapped[str] = mapped_column(Text, default="")
     extra: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    credential_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credentials.id", ondelete="SET NULL"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Credential(Base):
-    """A connection's OAuth tokens, encrypted; `version` makes refresh compare-and-swap."""
+    """One grant's OAuth tokens (a member's consent to a provider), encrypted, shared by the connections
+    it covers (Gmail, Calendar and Contacts are one Google grant: rotating refresh tokens must not be
+    copied); `version` makes refresh compare-and-swap."""
 
     __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("member_id", "provider"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"), unique=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(40))
     access_token: Mapped[bytes] = mapped_column(LargeBinary)
     refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)

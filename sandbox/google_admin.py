@@ -7,8 +7,10 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.gcal_admin import calendar_routes
 from sandbox.google_state import GoogleState
 from sandbox.http import Request, Response, json_response
+from sandbox.people_admin import people_routes
 from sandbox.world import MailMessage
 
 Action = Callable[[Request, list[str]], Any]
@@ -42,6 +44,8 @@ class GoogleAdmin:
             ("POST", re.compile("^" + msg + r"/modify$"), self._modify),
             ("POST", re.compile("^" + mb + r"/revoke$"), self._revoke),
             ("POST", re.compile("^" + mb + r"/expire-tokens$"), self._expire_tokens),
+            *calendar_routes(state),
+            *people_routes(state),
         ]
 
     def __call__(self, req: Request) -> Response:

@@ -1,17 +1,51 @@
-"""The /google mount: routes OAuth, Gmail and batch, and applies latency, faults, auth, quota and counters."""
+"""The /google mount: routes OAuth, the APIs (Gmail, Calendar, People, userinfo) and batch, and applies
+latency, faults, auth, scopes, quota and counters."""
 
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 from sandbox import google_errors as errors
 from sandbox import google_oauth
-from sandbox.gmail import GmailApi, match_gmail, required_scope_ok
+from sandbox.gcal_api import CalendarApi
+from sandbox.gmail import GmailApi, match_gmail
 from sandbox.google_batch import handle_batch
-from sandbox.google_state import QUOTA_UNITS, SCOPE_METADATA, GoogleState
+from sandbox.google_state import QUOTA_UNITS, READ_SCOPES, SCOPE_METADATA, AccessToken, GoogleState
 from sandbox.http import Request, Response
+from sandbox.people_api import PeopleApi
 
 BATCH_PATHS = ("/batch/gmail/v1", "/batch")
+
+
+class ApiHandler(Protocol):
+    """One Google API: the endpoint kinds it serves, their paths, the scopes any one of which grants a kind."""
+
+    kinds: frozenset[str]
+
+    def match(self, path: str) -> tuple[str, list[str]] | None: ...
+
+    def scopes(self, kind: str) -> frozenset[str]: ...
+
+    def handle(self, kind: str, params: list[str], req: Request, token: AccessToken) -> Response: ...
+
+
+class _Gmail:
+    """GmailApi seen as an ApiHandler (its kinds keep their historical, unprefixed names)."""
+
+    kinds = frozenset({"profile", "list", "get", "history"})
+
+    def __init__(self, api: GmailApi) -> None:
+        self.api = api
+
+    def match(self, path: str) -> tuple[str, list[str]] | None:
+        return match_gmail(path)
+
+    def scopes(self, kind: str) -> frozenset[str]:
+        return READ_SCOPES
+
+    def handle(self, kind: str, params: list[str], req: Request, token: AccessToken) -> Response:
+        return self.api.handle(kind, params, req, token)
 
 
 def bearer(req: Request) -> str | None:
@@ -28,6 +62,20 @@ class GoogleApp:
     def __init__(self, state: GoogleState) -> None:
         self.state = state
         self.gmail = GmailApi(state)
+        self.apis: tuple[ApiHandler, ...] = (
+            _Gmail(self.gmail),
+            CalendarApi(state),
+            PeopleApi(state),
+            google_oauth.UserinfoApi(state),
+        )
+        self._by_kind = {kind: api for api in self.apis for kind in api.kinds}
+
+    def _route(self, path: str) -> tuple[str, list[str]] | None:
+        for api in self.apis:
+            route = api.match(path)
+            if route is not None:
+                return route
+        return None
 
     def _kind(self, req: Request) -> tuple[str, list[str]] | None:
         path = req.path
@@ -39,7 +87,7 @@ class GoogleApp:
             return "revoke", []
         if path in BATCH_PATHS:
             return "batch", []
-        return match_gmail(path)
+        return self._route(path)
 
     def _client_key(self, req: Request) -> str:
         mailbox = self.state.peek_mailbox(bearer(req))
@@ -86,7 +134,7 @@ class GoogleApp:
 
     def _part(self, req: Request) -> Response:
         """One batch part: same router and checks as a direct call, plus per-part faults."""
-        route = match_gmail(req.path)
+        route = self._route(req.path)
         if route is None:
             return errors.api_error(404, f"The requested URL {req.full_path} was not found.", "notFound")
         resp = self._api(req, route[0], route[1])
@@ -98,8 +146,9 @@ class GoogleApp:
         token = state.authenticate(bearer(req))
         if token is None:
             return errors.unauthenticated()
-        if not required_scope_ok(token):
-            return errors.insufficient_scope(SCOPE_METADATA)
+        api = self._by_kind[kind]
+        if not token.scopes & api.scopes(kind):
+            return errors.insufficient_scope(SCOPE_METADATA if kind in _Gmail.kinds else min(api.scopes(kind)))
         if req.in_batch:
             fault = state.faults.draw("part", kind)
             if fault is not None:
@@ -109,4 +158,4 @@ class GoogleApp:
         if wait > 0:
             return errors.rate_limited(max(1, math.ceil(wait)), user_403=state.quota_error == "403")
         state.stats.op(kind, token.mailbox, units)
-        return self.gmail.handle(kind, params, req, token)
+        return api.handle(kind, params, req, token)

@@ -1,14 +1,15 @@
-"""Google's OAuth 2.0 endpoints: authorize (code + PKCE S256, auto-consent), token, revoke."""
+"""Google's OAuth 2.0 endpoints: authorize (code + PKCE S256, auto-consent), token, revoke, userinfo."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import re
 import urllib.parse
 
 from sandbox.google_errors import oauth_error
-from sandbox.google_state import KNOWN_SCOPES, GoogleState, OAuthError
+from sandbox.google_state import KNOWN_SCOPES, AccessToken, GoogleState, OAuthError
 from sandbox.http import Request, Response, add_query, json_response, redirect, text_response
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -157,3 +158,31 @@ def revoke(state: GoogleState, req: Request) -> Response:
     if not value or not state.revoke(value):
         return oauth_error(400, "invalid_token", "Token expired or revoked")
     return json_response({})
+
+
+class UserinfoApi:
+    """GET oauth2/v2/userinfo (and userinfo/v2/me): who the token belongs to, within its scopes."""
+
+    kinds = frozenset({"userinfo"})
+    EMAIL_SCOPES = frozenset({"email", "https://www.googleapis.com/auth/userinfo.email"})
+    PROFILE_SCOPES = frozenset({"profile", "https://www.googleapis.com/auth/userinfo.profile"})
+
+    def __init__(self, state: GoogleState) -> None:
+        self.state = state
+
+    @staticmethod
+    def match(path: str) -> tuple[str, list[str]] | None:
+        return ("userinfo", []) if path in ("/oauth2/v2/userinfo", "/userinfo/v2/me") else None
+
+    def scopes(self, kind: str) -> frozenset[str]:
+        return self.EMAIL_SCOPES | self.PROFILE_SCOPES | {"openid"}
+
+    def handle(self, kind: str, params: list[str], req: Request, token: AccessToken) -> Response:
+        user_id = str(int(hashlib.sha256(token.mailbox.encode()).hexdigest()[:15], 16))
+        body: dict[str, object] = {"id": user_id}
+        if token.scopes & self.EMAIL_SCOPES:
+            body |= {"email": token.mailbox, "verified_email": True}
+        if token.scopes & self.PROFILE_SCOPES:
+            name = self.state.world.member_names.get(token.mailbox, "") if self.state.world is not None else ""
+            body |= {"name": name, "picture": "https://lh3.googleusercontent.com/a/default-user=s96-c"}
+        return json_response(body)

@@ -17,7 +17,11 @@ from typing import Any
 
 from sandbox import mailgen, vocab
 from sandbox.faults import FaultInjector
+from sandbox.gcal_data import calendar_store
+from sandbox.gcal_store import CalendarStore
 from sandbox.mailbox import Entry, Mailbox
+from sandbox.people_book import people_store
+from sandbox.people_store import PeopleStore
 from sandbox.ratelimit import QuotaBuckets
 from sandbox.stats import Stats
 from sandbox.world import MailMessage, World, compose_headers, copy_labels, member_roles
@@ -39,9 +43,13 @@ KNOWN_SCOPES = READ_SCOPES | {
     "https://www.googleapis.com/auth/gmail.insert",
     "https://www.googleapis.com/auth/gmail.labels",
     "https://www.googleapis.com/auth/gmail.settings.basic",
+    "https://www.googleapis.com/auth/calendar",
     "https://www.googleapis.com/auth/calendar.readonly",
+    "https://www.googleapis.com/auth/calendar.events",
     "https://www.googleapis.com/auth/calendar.events.readonly",
+    "https://www.googleapis.com/auth/contacts",
     "https://www.googleapis.com/auth/contacts.readonly",
+    "https://www.googleapis.com/auth/contacts.other.readonly",
 }
 # Gmail usage limits: quota units per method
 QUOTA_UNITS = {"profile": 1, "list": 5, "get": 5, "history": 2}
@@ -64,6 +72,8 @@ KNOBS: dict[str, str] = {
     "metadata_scope_restricts": "bool",
     "max_batch_parts": "int",
     "default_login": "str?",
+    "calendar_sync_retention": "int?",
+    "people_sync_retention": "int?",
 }
 
 
@@ -150,6 +160,10 @@ class GoogleState:
         self.metadata_scope_restricts = True  # gmail.metadata restricts q/format even beside a read scope
         self.max_batch_parts = 100
         self.default_login: str | None = None
+        self.calendar_sync_retention: int | None = None  # changes a Calendar sync token survives (None: all)
+        self.people_sync_retention: int | None = None  # changes a People sync token survives (None: all)
+        self._calendar: CalendarStore | None = None
+        self._people: PeopleStore | None = None
         # registry
         self.clients: dict[str, OAuthClient] = {
             DEFAULT_CLIENT_ID: OAuthClient(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
@@ -166,6 +180,28 @@ class GoogleState:
         if world is not None:
             for email in world.members:
                 self.mailboxes[email.lower()] = Mailbox(email.lower(), world.mailboxes.get(email, ()))
+
+    # -- calendars and contacts (generated on first use: Gmail-only runs never pay for them) -------------
+    @property
+    def calendar(self) -> CalendarStore:
+        with self.lock:
+            if self._calendar is None:
+                self._calendar = calendar_store(self._world(), lock=self.lock, clock=self.clock)
+            return self._calendar
+
+    @property
+    def people(self) -> PeopleStore:
+        with self.lock:
+            if self._people is None:
+                self._people = people_store(self._world(), lock=self.lock, clock=self.clock)
+            return self._people
+
+    def _world(self) -> World:
+        """The generated world, or an empty one holding the live mailboxes as members."""
+        if self.world is not None:
+            return self.world
+        members = tuple(self.mailboxes)
+        return World(0, datetime.now(UTC), "", members, {}, [], {})
 
     # -- knobs -------------------------------------------------------------------------------------
     @property

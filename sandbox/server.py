@@ -13,6 +13,19 @@ from sandbox.google_admin import GoogleAdmin
 from sandbox.google_app import GoogleApp
 from sandbox.google_state import DEFAULT_CLIENT_ID, GoogleState
 from sandbox.http import HttpServer, Request, Response, Router, json_response
+from sandbox.hubspot_admin import HubspotAdmin
+from sandbox.hubspot_app import HubspotApp
+from sandbox.hubspot_auth import DEFAULT_CLIENT_ID as HUBSPOT_CLIENT_ID
+from sandbox.hubspot_state import HubspotState
+from sandbox.microsoft_admin import MicrosoftAdmin
+from sandbox.microsoft_app import MOUNT as MICROSOFT_MOUNT
+from sandbox.microsoft_app import MicrosoftApp
+from sandbox.microsoft_identity import DEFAULT_CLIENT_ID as MICROSOFT_CLIENT_ID
+from sandbox.microsoft_state import MicrosoftState
+from sandbox.salesforce_admin import SalesforceAdmin
+from sandbox.salesforce_app import SalesforceApp
+from sandbox.salesforce_auth import DEFAULT_CLIENT_ID as SALESFORCE_CLIENT_ID
+from sandbox.salesforce_state import SalesforceState
 from sandbox.tls import generate_certs, server_context
 from sandbox.world import World, generate_world
 
@@ -41,6 +54,15 @@ class Sandbox:
         self.router = Router()
         self.router.mount("/google", GoogleApp(self.google))
         self.router.mount("/_sandbox/google", GoogleAdmin(self.google))
+        self.microsoft = MicrosoftState(self.world, seed=self.world.seed)
+        self.router.mount(MICROSOFT_MOUNT, MicrosoftApp(self.microsoft))
+        self.router.mount("/_sandbox/microsoft", MicrosoftAdmin(self.microsoft))
+        self.salesforce = SalesforceState(self.world, seed=self.world.seed)
+        self.router.mount("/salesforce", SalesforceApp(self.salesforce))
+        self.router.mount("/_sandbox/salesforce", SalesforceAdmin(self.salesforce))
+        self.hubspot = HubspotState(self.world)
+        self.router.mount("/hubspot", HubspotApp(self.hubspot))
+        self.router.mount("/_sandbox/hubspot", HubspotAdmin(self.hubspot))
         self.router.mount("/_sandbox/health", self._health)
         self._server = HttpServer(self.router, host, port, context)
         self._started = False
@@ -55,7 +77,7 @@ class Sandbox:
         return f"{self._server.scheme}://{host}:{self.port}"
 
     def _health(self, req: Request) -> Response:
-        return json_response({"ok": True, "providers": ["google"]})
+        return json_response({"ok": True, "providers": ["google", "microsoft", "salesforce", "hubspot"]})
 
     def start(self) -> Sandbox:
         if not self._started:
@@ -89,9 +111,50 @@ class Sandbox:
             "GOOGLE_API_URL": base + "/google/",
         }
 
+    def microsoft_settings(self) -> dict[str, str]:
+        """The product's MICROSOFT_* settings: AUTH_URL is the authority (base + tenant), msal discovers the rest."""
+        base = self.base_url + MICROSOFT_MOUNT
+        app = self.microsoft.identity.apps[MICROSOFT_CLIENT_ID]
+        return {
+            "MICROSOFT_CLIENT_ID": app.client_id,
+            "MICROSOFT_CLIENT_SECRET": app.client_secret,
+            "MICROSOFT_AUTH_URL": base + "/common",
+            "MICROSOFT_TOKEN_URL": base + "/common/oauth2/v2.0/token",
+            "MICROSOFT_REVOKE_URL": "",
+            "MICROSOFT_API_URL": base + "/graph/v1.0/",
+        }
+
+    def salesforce_settings(self) -> dict[str, str]:
+        """The product's SALESFORCE_* settings: API_URL is the instance URL the token answer also names."""
+        base = self.base_url + "/salesforce"
+        return {
+            "SALESFORCE_CLIENT_ID": SALESFORCE_CLIENT_ID,
+            "SALESFORCE_CLIENT_SECRET": self.salesforce.auth.clients[SALESFORCE_CLIENT_ID],
+            "SALESFORCE_AUTH_URL": base + "/services/oauth2/authorize",
+            "SALESFORCE_TOKEN_URL": base + "/services/oauth2/token",
+            "SALESFORCE_REVOKE_URL": base + "/services/oauth2/revoke",
+            "SALESFORCE_API_URL": base,
+        }
+
+    def hubspot_settings(self) -> dict[str, str]:
+        """The product's HUBSPOT_* settings: API_URL is the client library's host (it appends /crm/v3/...)."""
+        base = self.base_url + "/hubspot"
+        client = self.hubspot.auth.clients[HUBSPOT_CLIENT_ID]
+        return {
+            "HUBSPOT_CLIENT_ID": client.client_id,
+            "HUBSPOT_CLIENT_SECRET": client.client_secret,
+            "HUBSPOT_AUTH_URL": base + "/oauth/authorize",
+            "HUBSPOT_TOKEN_URL": base + "/oauth/v1/token",
+            "HUBSPOT_REVOKE_URL": base + "/oauth/v1/refresh-tokens/",
+            "HUBSPOT_API_URL": base,
+        }
+
     def settings(self) -> dict[str, str]:
         """Every provider's settings (plus CA_BUNDLE under TLS), without the SXSYNC_ prefix."""
         out = dict(self.google_settings())
+        out.update(self.microsoft_settings())
+        out.update(self.salesforce_settings())
+        out.update(self.hubspot_settings())
         if self.ca_path is not None:
             out["CA_BUNDLE"] = self.ca_path
         return out

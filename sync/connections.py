@@ -2,44 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+from typing import Any
+
 from sqlalchemy import select, update
 
 from connectors.base import Endpoints, FetchContext
 from connectors.registry import CONNECTORS, get_connector
-from models.tables import AuditEvent, Connection, Member, SyncState
+from models.tables import AuditEvent, Connection, Member, Org, SyncState
 from sync.runtime import Runtime
 from tokens.access import revoke_connection_tokens
 from tokens.consent import ConsentResult, save_credential
+from tokens.oauth import TokenSet
 
 
-def sources_of(provider: str) -> list[str]:
-    """The registered sources one provider's consent covers."""
-    return [name for name, c in CONNECTORS.items() if c.provider == provider]
+def sources_of(provider: str, enabled: Collection[str] | None = None) -> list[str]:
+    """The registered sources one provider's consent covers (of those the org enables, if it limits them)."""
+    return [name for name, c in CONNECTORS.items() if c.provider == provider and (enabled is None or name in enabled)]
 
 
-def scopes_of(provider: str) -> list[str]:
-    """The union of the narrowest scopes the provider's sources need."""
-    return sorted({scope for name in sources_of(provider) for scope in get_connector(name).scopes})
+def enabled_sources(policy: Mapping[str, Any]) -> list[str] | None:
+    """The org's allowlist of sources (`policy.sources`), or None for every registered source."""
+    sources = policy.get("sources")
+    return [str(s) for s in sources] if isinstance(sources, list) else None
+
+
+def scopes_of(provider: str, enabled: Collection[str] | None = None) -> list[str]:
+    """The union of the narrowest scopes the provider's (enabled) sources need: data minimization."""
+    return sorted({scope for name in sources_of(provider, enabled) for scope in get_connector(name).scopes})
 
 
 def activate(rt: Runtime, result: ConsentResult) -> list[Connection]:
-    """Create (or reactivate) one connection per source of the provider, with due sync states."""
+    """Create (or reactivate) one connection per enabled source of the provider, with due sync states."""
+    with rt.sessions() as session:
+        policy = session.get_one(Org, result.org_id).policy
     connections = []
-    for source in sources_of(result.provider):
-        account = _whoami(rt, source, result.tokens.access_token)
+    for source in sources_of(result.provider, enabled_sources(policy)):
+        account = _whoami(rt, source, result.tokens)
         connections.append(_upsert(rt, result, source, account))
     return connections
 
 
-def _whoami(rt: Runtime, source: str, access_token: str) -> str:
+def _whoami(rt: Runtime, source: str, tokens: TokenSet) -> str:
     """The account address as the provider reports it (never the rep's say-so)."""
     connector = get_connector(source)
     provider = rt.settings.provider(connector.provider)
+    extra = {k: str(v) for k, v in tokens.extra.items() if isinstance(v, str | int)}
     ctx = FetchContext(
-        access_token=access_token,
-        endpoints=Endpoints(provider.api_url, rt.settings.ca_bundle or None, rt.settings.http_timeout),
+        access_token=tokens.access_token,
+        endpoints=Endpoints(
+            extra.get("instance_url") or provider.api_url, rt.settings.ca_bundle or None, rt.settings.http_timeout
+        ),
         account="",
         now=rt.clock(),
+        extra=extra,
     )
     return connector.whoami(ctx)
 
@@ -69,7 +85,7 @@ def _upsert(rt: Runtime, result: ConsentResult, source: str, account: str) -> Co
         connection.status = "active"
         connection.last_error = None
         connection.scopes = result.tokens.scope or ""
-        connection.extra = {k: v for k, v in result.tokens.extra.items() if k in ("instance_url",)}
+        connection.extra = {k: v for k, v in result.tokens.extra.items() if k in ("instance_url", "id")}
         session.flush()
         save_credential(session, connection_id=connection.id, tokens=result.tokens, vault=rt.vault)
         for stream in get_connector(source).streams:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
@@ -82,12 +82,14 @@ def upsert_records(
 ) -> tuple[int, int, list[Rejection]]:
     """Insert new records, rewrite changed ones, stamp unchanged ones; return (new, changed, rejections)."""
     latest = {(o.source, o.external_id): o for o in observations}
+    existing = _existing(session, target.connection_id, list(latest))
     cleaned: dict[tuple[str, str], CleanRecord] = {}
     rejections: list[Rejection] = []
     for key, obs in latest.items():
+        if key in existing and existing[key][3]:  # a merge is for good: later copies of the winner omit it
+            obs = replace(obs, merged_from=tuple(sorted({*obs.merged_from, *existing[key][3]})))
         cleaned[key], rejected = clean(obs, target.region)
         rejections += rejected
-    existing = _existing(session, target.connection_id, list(cleaned))
     stale_generation = [
         existing[k][0]
         for k, r in cleaned.items()
@@ -134,22 +136,26 @@ def upsert_records(
 
 def _existing(
     session: Session, connection_id: int, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[int, str, int]]:
-    """(source, external_id) -> (record id, digest, generation) of this connection's stored records."""
-    found: dict[tuple[str, str], tuple[int, str, int]] = {}
+) -> dict[tuple[str, str], tuple[int, str, int, list[str]]]:
+    """(source, external_id) -> (record id, digest, generation, merged-from ids) of this connection's records."""
+    found: dict[tuple[str, str], tuple[int, str, int, list[str]]] = {}
     sources = {s for s, _ in keys}
     for source in sources:
         for batch in chunks(sorted(e for s, e in keys if s == source)):
-            for rid, ext, digest, generation in session.execute(
+            for rid, ext, digest, generation, merged in session.execute(
                 select(
-                    PersonRecord.id, PersonRecord.external_id, PersonRecord.content_hash, PersonRecord.generation
+                    PersonRecord.id,
+                    PersonRecord.external_id,
+                    PersonRecord.content_hash,
+                    PersonRecord.generation,
+                    PersonRecord.merged_from,
                 ).where(
                     PersonRecord.connection_id == connection_id,
                     PersonRecord.source == source,
                     PersonRecord.external_id.in_(batch),
                 )
             ):
-                found[(source, ext)] = (rid, digest, generation)
+                found[(source, ext)] = (rid, digest, generation, list(merged))
     return found
 
 

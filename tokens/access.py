@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.tables import Connection, Credential, utcnow
@@ -105,12 +105,21 @@ def _refresh_locked(
     return result
 
 
+def credential_of(session: Session, connection_id: int, *, lock: bool = False) -> Credential | None:
+    """The grant credential a connection uses (locked for update when asked)."""
+    query = (
+        select(Credential)
+        .join(Connection, Connection.credential_id == Credential.id)
+        .where(Connection.id == connection_id)
+    )
+    if lock:
+        query = query.with_for_update(of=Credential)
+    return session.execute(query).scalar_one_or_none()
+
+
 def _credential(session: Session, connection_id: int, *, lock: bool) -> Credential:
     """The connection's credential row (locked for update when asked), or NoCredential."""
-    query = select(Credential).where(Credential.connection_id == connection_id)
-    if lock:
-        query = query.with_for_update()
-    credential = session.execute(query).scalar_one_or_none()
+    credential = credential_of(session, connection_id, lock=lock)
     if credential is None:
         raise NoCredential(f"connection {connection_id} has no credential")
     return credential
@@ -148,7 +157,12 @@ def _store(
 
 
 def _mark_reauth(session: Session, connection: Connection, message: str, *, error: str | None) -> None:
-    """Flag the connection for a new consent and audit why."""
+    """Flag every connection of the dead grant for a new consent and audit why."""
+    session.execute(
+        update(Connection)
+        .where(Connection.credential_id == connection.credential_id, Connection.status == "active")
+        .values(status="reauth_required", last_error=message)
+    )
     connection.status, connection.last_error = "reauth_required", message
     audit(
         session, org_id=connection.org_id, action="token.refresh_failed", connection_id=connection.id,
@@ -169,17 +183,23 @@ class RevokeOutcome:
 def revoke_connection_tokens(
     session: Session, connection_id: int, client: OAuthClient, vault: Vault
 ) -> RevokeOutcome:
-    """Revoke at the provider (refresh token, else access token), then delete the credential.
+    """Detach the connection from its grant; the last connection to leave revokes the grant at the
+    provider (refresh token, else access token) and deletes the credential.
 
     A provider error is reported in the outcome and does not keep the local copy. Flushes; the
     caller commits (with the rest of its disconnect).
     """
-    credential = session.execute(
-        select(Credential).where(Credential.connection_id == connection_id).with_for_update()
-    ).scalar_one_or_none()
+    credential = credential_of(session, connection_id, lock=True)
     if credential is None:
         return RevokeOutcome(had_credential=False, revoked_remotely=False)
-    connection = session.get(Connection, connection_id)
+    connection = session.get_one(Connection, connection_id)
+    connection.credential_id = None
+    session.flush()
+    still_used = session.execute(
+        select(Connection.id).where(Connection.credential_id == credential.id).limit(1)
+    ).first()
+    if still_used is not None:
+        return RevokeOutcome(had_credential=True, revoked_remotely=False, error=None)
     error: str | None = None
     revoked = False
     try:
@@ -193,7 +213,7 @@ def revoke_connection_tokens(
         log.warning("could not revoke connection %s at the provider: %s", connection_id, error)
     session.delete(credential)
     audit(
-        session, org_id=connection.org_id if connection else None, action="token.revoke",
+        session, org_id=connection.org_id, action="token.revoke",
         connection_id=connection_id, revoked_remotely=revoked, error=error,
     )
     session.flush()

@@ -152,12 +152,17 @@ def save_credential(session: Session, *, connection_id: int, tokens: TokenSet, v
 
     Flushes but does not commit: the caller commits it with the connection it belongs to.
     """
+    connection = session.get_one(Connection, connection_id)
     credential = session.execute(
-        select(Credential).where(Credential.connection_id == connection_id).with_for_update()
+        select(Credential)
+        .where(Credential.member_id == connection.member_id, Credential.provider == connection.provider)
+        .with_for_update()
     ).scalar_one_or_none()
     if credential is None:
         credential = Credential(
-            connection_id=connection_id,
+            org_id=connection.org_id,
+            member_id=connection.member_id,
+            provider=connection.provider,
             access_token=vault.encrypt(tokens.access_token),
             refresh_token=vault.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
             expires_at=tokens.expires_at,
@@ -170,12 +175,18 @@ def save_credential(session: Session, *, connection_id: int, tokens: TokenSet, v
             credential.refresh_token = vault.encrypt(tokens.refresh_token)
         credential.expires_at = tokens.expires_at
         credential.version = credential.version + 1
-    connection = session.get(Connection, connection_id)
-    if connection is not None and connection.status == "reauth_required":
+    session.flush()
+    connection.credential_id = credential.id
+    session.execute(  # new tokens bring every connection of the grant back
+        update(Connection)
+        .where(Connection.credential_id == credential.id, Connection.status == "reauth_required")
+        .values(status="active", last_error=None)
+    )
+    if connection.status == "reauth_required":
         connection.status, connection.last_error = "active", None
     session.flush()
     audit(
-        session, org_id=connection.org_id if connection else None, action="token.store",
+        session, org_id=connection.org_id, action="token.store",
         connection_id=connection_id, version=credential.version,
         has_refresh_token=credential.refresh_token is not None,
     )

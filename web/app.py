@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from models.rls import scoped as rls_scoped
 from models.network import BadCursor, explain_contact, get_contact, intro_paths, org_by_slug, read_feed
 from models.orgs import (
     AdminError,
@@ -28,15 +27,17 @@ from models.orgs import (
     upsert_member,
     upsert_org,
 )
+from models.rls import scoped as rls_scoped
 from models.tables import Connection, Member, Org
-from privacy.disconnect import disconnect_and_purge
 from privacy.audit import AuditQuery, BadQuery, parse_when, query_audit
+from privacy.disconnect import disconnect_and_purge
 from privacy.optout import NotAnIdentity, opt_out
-from sync.connections import activate, scopes_of, sources_of
+from sync.connections import activate, enabled_sources, scopes_of, sources_of
 from sync.runtime import Runtime
 from tokens import signed
 from tokens.consent import ConsentError, begin_consent, complete_consent
 from tokens.vault import signing_key
+from web.ops import ops_router
 
 CONSENT_COOKIE = "sxsync_consent"
 SESSION_PURPOSE = "connect-session"
@@ -103,6 +104,7 @@ class ConnectSessionBody(BaseModel):
 def create_app(rt: Runtime) -> FastAPI:
     """The app over one runtime (store, vault, settings)."""
     app = FastAPI(title="SalesX Activity Sync", docs_url=None, redoc_url=None)
+    app.include_router(ops_router(rt))
     secure = rt.settings.public_url.startswith("https://")
 
     def db() -> Any:
@@ -173,7 +175,7 @@ def create_app(rt: Runtime) -> FastAPI:
         providers = [
             {"name": p, "title": PROVIDER_TEXT[p][0], "reads": PROVIDER_TEXT[p][1], "connected": connected.get(p)}
             for p in PROVIDER_TEXT
-            if sources_of(p)
+            if sources_of(p, enabled_sources(org.policy))
         ]
         return templates.TemplateResponse(
             request,
@@ -200,13 +202,15 @@ def create_app(rt: Runtime) -> FastAPI:
             return page(
                 request, 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
             )
+        if not sources_of(provider, enabled_sources(org.policy)):
+            return page(request, 404, "Not enabled", "Your organization does not read this provider.")
         url = begin_consent(
             session,
             org_id=org.id,
             member_id=member.id,
             provider=provider,
             redirect_uri=redirect_uri(rt, provider),
-            scopes=scopes_of(provider),
+            scopes=scopes_of(provider, enabled_sources(org.policy)),
             login_hint=member.email,
             vault=rt.vault,
             key=signing_key(rt.vault),

@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from models.settings import SettingsError, get_settings
+from web.cli_ops import add_ops_commands
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -364,7 +365,7 @@ def export_cmd(identity: str) -> None:
 
 
 @main.command("rotate-keys")
-@click.option("--check", is_flag=True, help="Only verify: every stored secret decrypts, and how many the newest key opens.")
+@click.option("--check", is_flag=True, help="Only verify that stored secrets decrypt; count the newest key's.")
 @friendly
 def rotate_keys_cmd(check: bool) -> None:
     """Re-encrypt every stored secret under the newest SXSYNC_SECRET_KEYS key, so older keys can be retired."""
@@ -421,3 +422,6 @@ def audit_cmd(
 
 if __name__ == "__main__":
     main()
+
+
+add_ops_commands(main)

@@ -12,9 +12,13 @@ from sqlalchemy import func, select
 
 from models.tables import Activity, Connection, Contact, Interaction, Rejected, SyncState
 from sandbox.world import generate_world
+from sync.connections import sources_of
 from sync.logs import configure_logging
 from sync.runtime import Runtime
+from web.app import PROVIDER_TEXT
 from web.stack import DemoError, running_stack
+
+PROVIDERS = tuple(PROVIDER_TEXT)  # every provider with a registered source is connected, as a rep would
 
 ORG = "acme"
 DOMAIN = "acme.test"
@@ -31,7 +35,9 @@ def run_demo(*, data_dir: Path | None, size: int, seed: int, quiet: bool) -> dic
     with running_stack(data_dir=data_dir, world=world) as stack:
         stack.seed_org(ORG, DOMAIN, MEMBERS)
         for email in CONNECTED:
-            stack.connect(ORG, email)
+            for provider in PROVIDERS:
+                if sources_of(provider):
+                    stack.connect(ORG, email, provider)
         final = stack.sync(timeout=3600)
         summary = _summary(stack.rt, time.monotonic() - started, final.failed)
     if not quiet:

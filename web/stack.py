@@ -43,10 +43,14 @@ class Stack:
     sandbox: Sandbox
     broker: dramatiq.Broker
 
-    def seed_org(self, org: str, domain: str, members: tuple[str, ...]) -> None:
-        """An org and its members."""
+    def seed_org(
+        self, org: str, domain: str, members: tuple[str, ...], policy: dict[str, Any] | None = None
+    ) -> None:
+        """An org (with its policy, e.g. `{"sources": ["gmail"]}`) and its members."""
         with self.rt.writes.begin() as session:
             saved = upsert_org(session, org, [domain], actor="stack")
+            if policy is not None:
+                saved.policy = policy
             for email in members:
                 upsert_member(session, saved, email, actor="stack")
 

@@ -11,7 +11,10 @@ from sqlalchemy import select
 
 from models.network import iso
 from models.tables import Connection, Member, Org, SyncState
+from sync.broker import setup_broker
 from sync.runtime import Runtime
+from sync.stalls import stall_reason
+from web.ops_report import status_extras
 
 
 def collect_status(rt: Runtime) -> dict[str, Any]:
@@ -36,7 +39,7 @@ def collect_status(rt: Runtime) -> dict[str, Any]:
                 "account": connection.account,
                 "connection_status": connection.status,
                 "stream": state.stream,
-                "state": _state_word(state, connection),
+                "state": _state_word(state, connection, now),
                 "lag_seconds": _lag(state.last_success_at, now),
                 "last_success_at": iso(state.last_success_at) if state.last_success_at else None,
                 "records": state.records_total,
@@ -50,16 +53,18 @@ def collect_status(rt: Runtime) -> dict[str, Any]:
         "at": iso(now),
         "streams": streams,
         "failed": sum(1 for s in streams if s["state"] in ("failed", "reauth_required")),
-        "running": sum(1 for s in streams if s["state"] in ("backfill", "syncing")),
-    }
+        "running": sum(1 for s in streams if s["state"] in ("backfill", "syncing", "stalled")),
+    } | status_extras(rt, setup_broker(rt))
 
 
-def _state_word(state: SyncState, connection: Connection) -> str:
-    """One word for a stream: paused, reauth_required, failed, backfill, syncing or idle."""
+def _state_word(state: SyncState, connection: Connection, now: datetime) -> str:
+    """One word for a stream: paused, reauth_required, failed, stalled, backfill, syncing or idle."""
     if connection.status != "active":
         return connection.status
     if state.failed:
         return "failed"
+    if stall_reason(state, connection.status, now) is not None:
+        return "stalled"
     if state.running:
         return "backfill" if state.in_full_pass else "syncing"
     return "idle"

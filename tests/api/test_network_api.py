@@ -21,7 +21,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     world = generate_world(seed=3, size=500, org_domain="acme.test", members=MEMBERS)
     path: Path = tmp_path_factory.mktemp("api")
     with running_stack(data_dir=path, world=world, api_keys="acme=key-a,globex=key-g") as running:
-        running.seed_org("acme", "acme.test", MEMBERS)
+        running.seed_org("acme", "acme.test", MEMBERS, {"sources": ["gmail"]})
         running.seed_org("globex", "globex.example", ("gus@globex.example",))
         for email in MEMBERS[:2]:
             running.connect("acme", email)

@@ -14,6 +14,7 @@ import pytest
 
 from sandbox.world import World
 from tests.e2e.helpers import API_KEY, CONNECTED, DOMAIN, MEMBERS, ORG, OTHER_ORG_KEY, make_world, sync_ok
+from tests.pipeline.conftest import GMAIL_ONLY
 from web.stack import Stack, running_stack
 
 
@@ -33,7 +34,7 @@ def stack(tmp_path: Path, store_url: str, world: World) -> Iterator[Stack]:
     ) as running:
         now = world.now
         running.rt.clock = lambda: now  # the backfill window and strengths are then deterministic
-        running.seed_org(ORG, DOMAIN, MEMBERS)
+        running.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         yield running
 
 

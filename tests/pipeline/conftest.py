@@ -13,6 +13,7 @@ from web.stack import Stack, running_stack
 ORG = "acme"
 DOMAIN = "acme.test"
 MEMBERS = ("alice@acme.test", "bob@acme.test", "carol@acme.test")
+GMAIL_ONLY = {"sources": ["gmail"]}  # these tests are about the Gmail slice; other sources have their own
 
 
 def small_world(size: int = 400, seed: int = 11) -> World:
@@ -23,5 +24,5 @@ def small_world(size: int = 400, seed: int = 11) -> World:
 def stack(tmp_path: Path, store_url: str) -> Iterator[Stack]:
     """The product over the sandbox on SQLite or PostgreSQL, in-process broker and worker threads."""
     with running_stack(data_dir=tmp_path, world=small_world(), database_url=store_url) as running:
-        running.seed_org(ORG, DOMAIN, MEMBERS)
+        running.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         yield running

@@ -10,8 +10,9 @@ import requests
 from sqlalchemy import select
 
 from models.tables import AuditEvent, Connection, Credential, SyncState
+from sync.connections import sources_of
 from sync.scheduler import start_all
-from tests.pipeline.conftest import DOMAIN, MEMBERS, ORG, small_world
+from tests.pipeline.conftest import DOMAIN, GMAIL_ONLY, MEMBERS, ORG, small_world
 from web.stack import Stack, running_stack
 
 
@@ -20,7 +21,7 @@ def keyed_stack(tmp_path: Path, store_url: str) -> Iterator[Stack]:
     with running_stack(
         data_dir=tmp_path, world=small_world(), database_url=store_url, api_keys="acme=key-acme,globex=key-globex"
     ) as stack:
-        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        stack.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         stack.seed_org("globex", "globex.example", ("gina@globex.example",))
         stack.connect(ORG, "alice@acme.test")
         assert stack.sync().failed == 0
@@ -30,7 +31,8 @@ def keyed_stack(tmp_path: Path, store_url: str) -> Iterator[Stack]:
 def delete(stack: Stack, connection_id: int, key: str) -> requests.Response:
     return requests.delete(
         f"{stack.rt.settings.public_url}/api/connections/{connection_id}",
-        headers={"Authorization": f"Bearer {key}"}, timeout=30,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
     )
 
 
@@ -63,3 +65,26 @@ def test_another_orgs_key_or_an_unknown_id_gets_404_and_changes_nothing(keyed_st
     assert delete(stack, connection_id, "wrong-key").status_code == 401
     with stack.rt.sessions() as s:
         assert s.execute(select(Connection.status)).scalar_one() == "active"
+
+
+def test_one_google_consent_is_one_grant_shared_by_its_sources_until_the_last_disconnects(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    with running_stack(
+        data_dir=tmp_path, world=small_world(), database_url=sqlite_url, api_keys="acme=key-acme"
+    ) as stack:
+        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        stack.connect(ORG, "alice@acme.test")
+        with stack.rt.sessions() as s:
+            connections = s.execute(select(Connection.id, Connection.source, Connection.credential_id)).all()
+            assert len(s.execute(select(Credential)).scalars().all()) == 1  # one grant, not one copy per source
+        assert sorted(c.source for c in connections) == sorted(sources_of("google"))
+        assert len({c.credential_id for c in connections}) == 1
+        first, *rest = [c.id for c in connections]
+        assert delete(stack, first, "key-acme").status_code == 200
+        assert not any(g.revoked for g in stack.sandbox.google.grants.values())  # still used by the others
+        for connection_id in rest:
+            assert delete(stack, connection_id, "key-acme").status_code == 200
+        assert all(g.revoked for g in stack.sandbox.google.grants.values())
+        with stack.rt.sessions() as s:
+            assert s.execute(select(Credential)).first() is None

@@ -13,7 +13,7 @@ from models.network import iter_contacts
 from models.tables import Activity, Interaction, Participant, Relationship, Sighting, SyncState
 from sync.pipeline import acquire_lease, run_page
 from sync.scheduler import start_all
-from tests.pipeline.conftest import DOMAIN, MEMBERS, ORG, small_world
+from tests.pipeline.conftest import DOMAIN, GMAIL_ONLY, MEMBERS, ORG, small_world
 from web.stack import Stack, running_stack
 
 Job = tuple[int, str, int]
@@ -25,7 +25,7 @@ def manual_stack(tmp_path: Path, store_url: str) -> Iterator[tuple[Stack, deque[
     with running_stack(
         data_dir=tmp_path, world=small_world(size=900), database_url=store_url, workers=0, page_size=100
     ) as stack:
-        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        stack.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         jobs: deque[Job] = deque()
         stack.rt.enqueue = lambda c, s, v, _delay: jobs.append((c, s, v))
         for email in MEMBERS[:2]:
@@ -72,7 +72,7 @@ def test_every_message_delivered_twice_gives_the_same_store_as_once(
         workers=0,
         page_size=100,
     ) as once:
-        once.seed_org(ORG, DOMAIN, MEMBERS)
+        once.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         once_jobs: deque[Job] = deque()
         once.rt.enqueue = lambda c, s, v, _delay: once_jobs.append((c, s, v))
         for email in MEMBERS[:2]:

@@ -12,7 +12,7 @@ from models.tables import Connection
 from sync.logs import configure_logging
 from sync.pipeline import run_page
 from sync.scheduler import start_all
-from tests.pipeline.conftest import DOMAIN, MEMBERS, ORG, small_world
+from tests.pipeline.conftest import DOMAIN, GMAIL_ONLY, MEMBERS, ORG, small_world
 from web.stack import running_stack
 
 Job = tuple[int, str, int]
@@ -24,7 +24,7 @@ def test_token_revoked_at_the_provider_mid_sync_costs_one_refresh_and_the_sync_c
     with running_stack(
         data_dir=tmp_path, world=small_world(size=600), database_url=store_url, workers=0, page_size=100
     ) as stack:
-        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        stack.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         jobs: deque[Job] = deque()
         stack.rt.enqueue = lambda c, s, v, _delay: jobs.append((c, s, v))
         stack.connect(ORG, "alice@acme.test")

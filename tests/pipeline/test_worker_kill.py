@@ -16,7 +16,7 @@ from models.settings import Settings
 from models.tables import Activity, Interaction, Participant, Relationship, Sighting
 from sync.inprocess import progress, wait_for_chains
 from sync.scheduler import start_all
-from tests.pipeline.conftest import DOMAIN, MEMBERS, ORG, small_world
+from tests.pipeline.conftest import DOMAIN, GMAIL_ONLY, MEMBERS, ORG, small_world
 from web.stack import Stack, running_stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_sigkilled_worker_mid_backfill_loses_and_doubles_nothing(
         data_dir=tmp_path / "real", world=world, database_url=pg_url, broker_url=redis_url, workers=0,
         page_size=100, lease_seconds=10,
     ) as stack:
-        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        stack.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         for email in MEMBERS[:2]:
             stack.connect(ORG, email)
         stack.sandbox.google.faults.latency_ms = 40  # slow the provider so the kill lands mid-backfill
@@ -83,7 +83,7 @@ def test_sigkilled_worker_mid_backfill_loses_and_doubles_nothing(
         assert final.failed == 0
         after_kill = network(stack)
     with running_stack(data_dir=tmp_path / "reference", world=small_world(size=1500), database_url=sqlite_url) as ref:
-        ref.seed_org(ORG, DOMAIN, MEMBERS)
+        ref.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         for email in MEMBERS[:2]:
             ref.connect(ORG, email)
         assert ref.sync().failed == 0

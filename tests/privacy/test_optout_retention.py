@@ -13,7 +13,6 @@ from sqlalchemy import select
 from models.network import iter_contacts, read_feed
 from models.tables import Base, Connection, Member, Suppression
 from sandbox.world import generate_world
-from sync.connections import sources_of
 from web.stack import Stack, running_stack
 
 MEMBERS = ("alice@acme.test", "bob@acme.test", "carol@acme.test")
@@ -26,7 +25,7 @@ def world(seed: int = 8) -> object:
 @pytest.fixture
 def synced(tmp_path: Path, store_url: str) -> Iterator[Stack]:
     with running_stack(data_dir=tmp_path, world=world(), database_url=store_url, api_keys="acme=key-a") as stack:  # type: ignore[arg-type]
-        stack.seed_org("acme", "acme.test", MEMBERS)
+        stack.seed_org("acme", "acme.test", MEMBERS, {"sources": ["gmail"]})
         for email in MEMBERS[:2]:
             stack.connect("acme", email)
         assert stack.sync().failed == 0
@@ -118,7 +117,7 @@ def test_retention_removes_exactly_the_ended_members_data(synced: Stack, tmp_pat
             days=366
         )
     (swept,) = sweep_retention(synced.rt, today)
-    assert swept.connections == len(sources_of("google")) and swept.erased > 0
+    assert swept.connections == 1 and swept.erased > 0
     assert sweep_retention(synced.rt, today) == []  # idempotent
     with synced.rt.sessions() as s:
         assert set(s.execute(select(Connection.account)).scalars()) == {"bob@acme.test"}
@@ -131,7 +130,7 @@ def test_retention_removes_exactly_the_ended_members_data(synced: Stack, tmp_pat
     with running_stack(
         data_dir=tmp_path / "ref", world=world(), database_url=f"sqlite:///{tmp_path / 'ref.db'}"
     ) as ref:  # type: ignore[arg-type]
-        ref.seed_org("acme", "acme.test", MEMBERS[1:])
+        ref.seed_org("acme", "acme.test", MEMBERS[1:], {"sources": ["gmail"]})
         ref.connect("acme", "bob@acme.test")
         assert ref.sync().failed == 0
         assert network_of(ref) == network_of(synced)

@@ -22,7 +22,7 @@ def test_a_day_later_every_strength_has_decayed_by_the_formula_and_the_feed_says
 ) -> None:
     world = generate_world(seed=4, size=200, org_domain="acme.test", members=MEMBERS)
     with running_stack(data_dir=tmp_path, world=world, database_url=store_url) as stack:
-        stack.seed_org("acme", "acme.test", MEMBERS)
+        stack.seed_org("acme", "acme.test", MEMBERS, {"sources": ["gmail"]})
         stack.connect("acme", "alice@acme.test")
         assert stack.sync().failed == 0
         rt = stack.rt

@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import make_engine, session_factory, upgrade_schema
+from models.db import make_engine, upgrade_schema, write_session_factory
 from models.settings import ProviderSettings
 from models.tables import Connection, Member, Org
 from tokens.oauth import OAuthClient
@@ -359,13 +359,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, pg_schema: str | None)
         url = f"sqlite:///{path}"
         engine = make_engine(url)
         upgrade_schema(engine)
-        yield Store("sqlite", engine, session_factory(engine), url, {}, path)
+        yield Store("sqlite", engine, write_session_factory(engine), url, {}, path)
         engine.dispose()
         return
     assert pg_schema is not None
     connect_args = {"options": f"-csearch_path={pg_schema}"}
     engine = make_engine(PG_URL, connect_args=connect_args)
-    yield Store("postgresql", engine, session_factory(engine), PG_URL, connect_args)
+    yield Store("postgresql", engine, write_session_factory(engine), PG_URL, connect_args)
     engine.dispose()
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models.db import session_factory
+from models.db import write_session_factory
 from models.tables import AuditEvent, Connection, Credential, utcnow
 from tokens.access import (
     AccessToken,
@@ -50,19 +50,27 @@ def _client_for(token_server):
 
 
 def _get(store, token_server, vault, connection_id, **kwargs) -> AccessToken:
-    return get_access_token(store.sessions, connection_id, client_for=_client_for(token_server), vault=vault,
-                            **kwargs)
+    return get_access_token(store.sessions, connection_id, client_for=_client_for(token_server), vault=vault, **kwargs)
 
 
 def _credential(store, connection_id) -> Credential:
     with store.sessions() as session:
-        return session.execute(select(Credential).where(Credential.connection_id == connection_id)).scalar_one()
+        return session.execute(
+            select(Credential)
+            .join(Connection, Connection.credential_id == Credential.id)
+            .where(Connection.id == connection_id)
+        ).scalar_one()
 
 
 def _audit(store, connection_id) -> list[tuple[str, dict]]:
     with store.sessions() as session:
-        rows = session.execute(select(AuditEvent).where(AuditEvent.target == f"connection:{connection_id}")
-                               .order_by(AuditEvent.id)).scalars().all()
+        rows = (
+            session.execute(
+                select(AuditEvent).where(AuditEvent.target == f"connection:{connection_id}").order_by(AuditEvent.id)
+            )
+            .scalars()
+            .all()
+        )
         return [(row.action, row.details) for row in rows if row.action != "token.store"]
 
 
@@ -119,10 +127,16 @@ def _process_worker(url, connect_args, base_url, keys, connection_id, start, que
     from tokens.vault import Vault
 
     engine = make_engine(url, connect_args=connect_args) if connect_args else make_engine(url)
-    sessions = session_factory(engine)
-    provider = ProviderSettings(name="google", client_id="test-client", client_secret="test-client-secret-value",
-                                auth_url=f"{base_url}/authorize", token_url=f"{base_url}/token",
-                                revoke_url=f"{base_url}/revoke", api_url="")
+    sessions = write_session_factory(engine)
+    provider = ProviderSettings(
+        name="google",
+        client_id="test-client",
+        client_secret="test-client-secret-value",
+        auth_url=f"{base_url}/authorize",
+        token_url=f"{base_url}/token",
+        revoke_url=f"{base_url}/revoke",
+        api_url="",
+    )
     client = OAuthClient(provider, None, 30.0)
     vault = Vault(keys)
 
@@ -150,8 +164,10 @@ def test_four_processes_of_four_threads_one_refresh(store, token_server, vault, 
     ctx = multiprocessing.get_context("fork")
     start, queue = ctx.Event(), ctx.Queue()
     processes = [
-        ctx.Process(target=_process_worker, args=(store.url, store.connect_args, token_server.base_url, vault_keys,
-                                                  connection_id, start, queue))
+        ctx.Process(
+            target=_process_worker,
+            args=(store.url, store.connect_args, token_server.base_url, vault_keys, connection_id, start, queue),
+        )
         for _ in range(4)
     ]
     for process in processes:
@@ -236,8 +252,9 @@ def test_stale_version_forces_exactly_one_refresh(store, token_server, vault) ->
 
     def worker(_: int) -> AccessToken:  # eight callers all saw a 401 on version 1
         barrier.wait()
-        return get_access_token(store.sessions, connection_id, client_for=client_for, vault=vault,
-                                stale_version=first.version)
+        return get_access_token(
+            store.sessions, connection_id, client_for=client_for, vault=vault, stale_version=first.version
+        )
 
     token_server.state.delay = 0.2
     with ThreadPoolExecutor(8) as pool:
@@ -264,7 +281,14 @@ def test_revoke_connection_tokens(store, token_server, vault, provider) -> None:
     assert outcome.had_credential and outcome.revoked_remotely and outcome.error is None
     assert token_server.state.revoked == [refresh_token]
     with store.sessions() as session:
-        assert session.execute(select(Credential).where(Credential.connection_id == connection_id)).first() is None
+        assert (
+            session.execute(
+                select(Credential)
+                .join(Connection, Connection.credential_id == Credential.id)
+                .where(Connection.id == connection_id)
+            ).first()
+            is None
+        )
     assert _audit(store, connection_id)[-1] == ("token.revoke", {"revoked_remotely": True, "error": None})
 
 
@@ -277,7 +301,14 @@ def test_revoke_provider_error_still_deletes_locally(store, token_server, vault)
     assert not outcome.revoked_remotely and "HTTP 502" in (outcome.error or "")
     assert refresh_token not in (outcome.error or "")
     with store.sessions() as session:
-        assert session.execute(select(Credential).where(Credential.connection_id == connection_id)).first() is None
+        assert (
+            session.execute(
+                select(Credential)
+                .join(Connection, Connection.credential_id == Credential.id)
+                .where(Connection.id == connection_id)
+            ).first()
+            is None
+        )
 
 
 def test_revoke_without_endpoint_and_without_credential(store, token_server, vault) -> None:
@@ -289,4 +320,3 @@ def test_revoke_without_endpoint_and_without_credential(store, token_server, vau
         again = revoke_connection_tokens(session, connection_id, token_server.client("microsoft"), vault)
         assert not again.had_credential
     assert token_server.state.calls["revoke"] == 0
-

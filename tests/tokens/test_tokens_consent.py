@@ -31,9 +31,19 @@ REDIRECT = "http://app.test/oauth/callback/google"
 def _begin(store, token_server, vault, key, *, provider="google", now=None):
     org_id, member_id = store.make_member()
     with store.sessions() as session:
-        url = begin_consent(session, org_id=org_id, member_id=member_id, provider=provider,
-                            redirect_uri=REDIRECT, scopes=["openid"], login_hint="alice@acme.test",
-                            vault=vault, key=key, client=token_server.client(provider), now=now)
+        url = begin_consent(
+            session,
+            org_id=org_id,
+            member_id=member_id,
+            provider=provider,
+            redirect_uri=REDIRECT,
+            scopes=["openid"],
+            login_hint="alice@acme.test",
+            vault=vault,
+            key=key,
+            client=token_server.client(provider),
+            now=now,
+        )
     return org_id, member_id, url
 
 
@@ -47,8 +57,17 @@ def _authorize(url: str) -> tuple[str, str]:
 
 def _complete(store, token_server, vault, key, *, state, code, provider="google", now=None):
     with store.sessions() as session:
-        return complete_consent(session, provider=provider, state=state, code=code, redirect_uri=REDIRECT,
-                                vault=vault, key=key, client=token_server.client(provider), now=now)
+        return complete_consent(
+            session,
+            provider=provider,
+            state=state,
+            code=code,
+            redirect_uri=REDIRECT,
+            vault=vault,
+            key=key,
+            client=token_server.client(provider),
+            now=now,
+        )
 
 
 def test_success_path_stores_state_encrypted_and_returns_tokens(store, token_server, vault, key) -> None:
@@ -101,8 +120,7 @@ def test_expired_state_makes_no_token_call(store, token_server, vault, key) -> N
     _, _, url = _begin(store, token_server, vault, key)
     code, state = _authorize(url)
     later = utcnow() + timedelta(minutes=11)
-    _assert_refused(ExpiredState, "expired_state", store, token_server, vault, key, state=state, code=code,
-                    now=later)
+    _assert_refused(ExpiredState, "expired_state", store, token_server, vault, key, state=state, code=code, now=later)
     assert token_server.state.calls["token"] == 0
 
 
@@ -111,8 +129,11 @@ def test_state_row_expiry_is_checked_too(store, token_server, vault, key) -> Non
     org_id, _, url = _begin(store, token_server, vault, key)
     code, state = _authorize(url)
     with store.sessions() as session:
-        session.execute(OAuthState.__table__.update().where(OAuthState.org_id == org_id)
-                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.execute(
+            OAuthState.__table__.update()
+            .where(OAuthState.org_id == org_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
         session.commit()
     _assert_refused(ExpiredState, "expired_state", store, token_server, vault, key, state=state, code=code)
     assert token_server.state.calls["token"] == 0
@@ -123,16 +144,24 @@ def test_replayed_state_makes_no_second_token_call(store, token_server, vault, k
     code, state = _authorize(url)
     _complete(store, token_server, vault, key, state=state, code=code)
     _assert_refused(ReplayedState, "replayed_state", store, token_server, vault, key, state=state, code=code)
-    _assert_refused(ReplayedState, "replayed_state", store, token_server, vault, key, state=state,
-                    code="another-code")
+    _assert_refused(ReplayedState, "replayed_state", store, token_server, vault, key, state=state, code="another-code")
     assert token_server.state.calls["token"] == 1
 
 
 def test_provider_mismatch_makes_no_token_call(store, token_server, vault, key) -> None:
     _, _, url = _begin(store, token_server, vault, key, provider="google")
     code, state = _authorize(url)
-    _assert_refused(ProviderMismatch, "provider_mismatch", store, token_server, vault, key, state=state,
-                    code=code, provider="hubspot")
+    _assert_refused(
+        ProviderMismatch,
+        "provider_mismatch",
+        store,
+        token_server,
+        vault,
+        key,
+        state=state,
+        code=code,
+        provider="hubspot",
+    )
     assert token_server.state.calls["token"] == 0
     # the mismatch did not burn the state: the right callback still completes
     _complete(store, token_server, vault, key, state=state, code=code)
@@ -141,8 +170,7 @@ def test_provider_mismatch_makes_no_token_call(store, token_server, vault, key) 
 def test_exchange_failure_burns_the_state(store, token_server, vault, key) -> None:
     _, _, url = _begin(store, token_server, vault, key)
     code, state = _authorize(url)
-    _assert_refused(ExchangeFailed, "exchange_failed", store, token_server, vault, key, state=state,
-                    code="wrong-code")
+    _assert_refused(ExchangeFailed, "exchange_failed", store, token_server, vault, key, state=state, code="wrong-code")
     _assert_refused(ReplayedState, "replayed_state", store, token_server, vault, key, state=state, code=code)
     assert token_server.state.calls["token"] == 1
 
@@ -159,8 +187,7 @@ def test_purge_states(store, token_server, vault, key) -> None:
 
 def test_save_credential_upserts_and_keeps_old_refresh_token(store, vault) -> None:
     _, _, connection_id = store.make_connection()
-    first = TokenSet(access_token="at-1", refresh_token="rt-1", expires_at=utcnow() + timedelta(hours=1),
-                     scope="x")
+    first = TokenSet(access_token="at-1", refresh_token="rt-1", expires_at=utcnow() + timedelta(hours=1), scope="x")
     with store.sessions() as session:
         connection = session.get(Connection, connection_id)
         connection.status, connection.last_error = "reauth_required", "refresh token rejected; reconnect"
@@ -174,11 +201,17 @@ def test_save_credential_upserts_and_keeps_old_refresh_token(store, vault) -> No
         session.commit()
     with store.sessions() as session:
         credential = session.execute(
-            select(Credential).where(Credential.connection_id == connection_id)).scalar_one()
+            select(Credential)
+            .join(Connection, Connection.credential_id == Credential.id)
+            .where(Connection.id == connection_id)
+        ).scalar_one()
         assert credential.version == 2
         assert vault.decrypt(credential.access_token) == "at-2"
         assert vault.decrypt(credential.refresh_token) == "rt-1"
         assert credential.expires_at is None
-        actions = session.execute(select(AuditEvent.action).where(
-            AuditEvent.target == f"connection:{connection_id}")).scalars().all()
+        actions = (
+            session.execute(select(AuditEvent.action).where(AuditEvent.target == f"connection:{connection_id}"))
+            .scalars()
+            .all()
+        )
         assert actions == ["token.store", "token.store"]

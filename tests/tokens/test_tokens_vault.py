@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from models.settings import Settings, SettingsError
+from models.settings import Settings, SettingsError, load_settings
 from tokens.vault import DecryptError, Vault, signing_key, vault_from_settings
 
 
@@ -57,9 +57,10 @@ def test_vault_from_settings_parses_comma_separated_keys() -> None:
 
 
 @pytest.mark.parametrize("raw", ["", " , ", "not-a-key", f"{Fernet.generate_key().decode()},short"])
-def test_vault_from_settings_names_the_variable(raw: str) -> None:
-    with pytest.raises(SettingsError) as info:
-        vault_from_settings(Settings(secret_keys=raw))
+def test_vault_from_settings_names_the_variable(raw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SXSYNC_SECRET_KEYS", raw)
+    with pytest.raises(SettingsError) as info:  # malformed keys fail when read, missing ones when needed
+        vault_from_settings(load_settings())
     message = str(info.value)
     assert message.startswith("SXSYNC_SECRET_KEYS")
     assert "\n" not in message

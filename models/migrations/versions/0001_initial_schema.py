@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:39:12.855174
+Create Date: 2026-11-24 22:26:13.676363
 """
 
 from __future__ import annotations
@@ -121,26 +121,23 @@ def upgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_org_id'), ['org_id'], unique=False)
 
-    op.create_table('connections',
+    op.create_table('credentials',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('source', sa.String(length=40), nullable=False),
     sa.Column('provider', sa.String(length=40), nullable=False),
-    sa.Column('account', sa.String(length=320), nullable=False),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('scopes', sa.Text(), nullable=False),
-    sa.Column('extra', sa.JSON(), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('access_token', sa.LargeBinary(), nullable=False),
+    sa.Column('refresh_token', sa.LargeBinary(), nullable=True),
+    sa.Column('expires_at', models.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('updated_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('member_id', 'provider')
     )
-    with op.batch_alter_table('connections', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_connections_member_id'), ['member_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_connections_org_id'), ['org_id'], unique=False)
+    with op.batch_alter_table('credentials', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_credentials_org_id'), ['org_id'], unique=False)
 
     op.create_table('identities',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -190,18 +187,30 @@ def upgrade() -> None:
         batch_op.create_index('ix_relationships_contact', ['contact_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_relationships_org_id'), ['org_id'], unique=False)
 
-    op.create_table('credentials',
+    op.create_table('connections',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('connection_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('access_token', sa.LargeBinary(), nullable=False),
-    sa.Column('refresh_token', sa.LargeBinary(), nullable=True),
-    sa.Column('expires_at', models.tables.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('source', sa.String(length=40), nullable=False),
+    sa.Column('provider', sa.String(length=40), nullable=False),
+    sa.Column('account', sa.String(length=320), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('scopes', sa.Text(), nullable=False),
+    sa.Column('extra', sa.JSON(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('credential_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', models.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('connection_id')
+    sa.ForeignKeyConstraint(['credential_id'], ['credentials.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
     )
+    with op.batch_alter_table('connections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_connections_credential_id'), ['credential_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_connections_member_id'), ['member_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_connections_org_id'), ['org_id'], unique=False)
+
     op.create_table('interactions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -386,7 +395,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_interactions_identity')
 
     op.drop_table('interactions')
-    op.drop_table('credentials')
+    with op.batch_alter_table('connections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_connections_org_id'))
+        batch_op.drop_index(batch_op.f('ix_connections_member_id'))
+        batch_op.drop_index(batch_op.f('ix_connections_credential_id'))
+
+    op.drop_table('connections')
     with op.batch_alter_table('relationships', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_relationships_org_id'))
         batch_op.drop_index('ix_relationships_contact')
@@ -397,11 +411,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_identities_contact')
 
     op.drop_table('identities')
-    with op.batch_alter_table('connections', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_connections_org_id'))
-        batch_op.drop_index(batch_op.f('ix_connections_member_id'))
+    with op.batch_alter_table('credentials', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_credentials_org_id'))
 
-    op.drop_table('connections')
+    op.drop_table('credentials')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_members_org_id'))
 

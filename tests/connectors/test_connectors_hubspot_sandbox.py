@@ -1,0 +1,356 @@
+"""The HubSpot connector over real HTTPS (hubspot-api-client, urllib3) against the HubSpot emulator."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import math
+import secrets
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from connectors import hubspot
+from connectors.base import (
+    JSON,
+    ActivityObservation,
+    ConnectorError,
+    CursorExpired,
+    Deletion,
+    Endpoints,
+    FetchContext,
+    Page,
+    PersonObservation,
+    RateLimited,
+    TransientError,
+    Unauthorized,
+)
+from connectors.hubspot_crm import OVERLAP_MS
+from connectors.registry import get_connector
+from sandbox.hubspot_data import generate_portal
+from sandbox.server import Sandbox
+from sandbox.world import World, generate_world
+
+REDIRECT = "http://127.0.0.1:9/oauth/callback/hubspot"
+ENGAGEMENT_PREFIX = {"calls": "call", "meetings": "meeting", "emails": "email"}
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return generate_world(seed=7, size=900)
+
+
+@pytest.fixture(scope="module")
+def served(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    with Sandbox(world, tls=True, cert_dir=str(tmp_path_factory.getbasetemp() / "hubspot-ca")) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sb(served: Sandbox) -> Sandbox:
+    served.hubspot.reset()
+    return served
+
+
+def access_token(sb: Sandbox, user: str) -> str:
+    """Sign in as `user` through the emulator's install page and token endpoint (PKCE S256)."""
+    settings = sb.hubspot_settings()
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    consent = requests.get(
+        settings["HUBSPOT_AUTH_URL"],
+        params={
+            "client_id": settings["HUBSPOT_CLIENT_ID"],
+            "redirect_uri": REDIRECT,
+            "scope": " ".join(hubspot.scopes),
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "login_hint": user,
+        },
+        allow_redirects=False,
+        verify=sb.ca_path,
+        timeout=10,
+    )
+    code = urllib.parse.parse_qs(urllib.parse.urlsplit(consent.headers["location"]).query)["code"][0]
+    answer = requests.post(
+        settings["HUBSPOT_TOKEN_URL"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            "client_id": settings["HUBSPOT_CLIENT_ID"],
+            "client_secret": settings["HUBSPOT_CLIENT_SECRET"],
+        },
+        verify=sb.ca_path,
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
+
+
+def ctx_for(sb: Sandbox, user: str = "alice@acme.test", **overrides: Any) -> FetchContext:
+    endpoints = Endpoints(sb.hubspot_settings()["HUBSPOT_API_URL"], sb.ca_path, 10)
+    fields: dict[str, Any] = {"now": sb.world.now, "page_size": 500} | overrides
+    return FetchContext(access_token=access_token(sb, user), endpoints=endpoints, account=user, **fields)
+
+
+def run(stream: str, ctx: FetchContext, cursor: JSON | None = None, limit: int = 500) -> list[Page]:
+    """Pages until done; every cursor goes through JSON on the way, as the store keeps it."""
+    pages = []
+    for _ in range(limit):
+        page = hubspot.fetch_page(stream, cursor, ctx)
+        pages.append(page)
+        cursor = json.loads(json.dumps(page.cursor))
+        assert cursor == page.cursor
+        if page.done:
+            return pages
+    raise AssertionError("the pass never finished")
+
+
+def observed(pages: list[Page], kind: type) -> list[str]:
+    return [o.external_id for p in pages for o in p.observations if isinstance(o, kind)]
+
+
+def live(sb: Sandbox, object_type: str) -> dict[int, Any]:
+    with sb.hubspot.lock:
+        return {i: r for i, r in sb.hubspot.portal.records[object_type].items() if not r.archived}
+
+
+def requests_made(sb: Sandbox) -> int:
+    return int(sb.hubspot.stats_snapshot()["http_requests"])
+
+
+# -- identity ------------------------------------------------------------------------------------------
+
+
+def test_registered_and_whoami_is_the_token_user(sb: Sandbox) -> None:
+    assert get_connector("hubspot") is hubspot and hubspot.provider == "hubspot"
+    assert "crm.objects.contacts.read" in hubspot.scopes and all("write" not in s for s in hubspot.scopes)
+    assert hubspot.whoami(ctx_for(sb, "carol@acme.test")) == "carol@acme.test"
+
+
+# -- full passes ---------------------------------------------------------------------------------------
+
+
+def test_contacts_full_pass_serves_every_contact_once(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    before = requests_made(sb)
+    pages = run("contacts", ctx)
+    contacts = live(sb, "contacts")
+    people = observed(pages, PersonObservation)
+    assert sorted(people, key=int) == [str(i) for i in sorted(contacts)]
+    merged = {m for r in contacts.values() for m in (r.properties.get("hs_merged_object_ids") or "").split(";") if m}
+    assert merged and set(observed(pages, Deletion)) == merged
+    assert all(p.full_resync for p in pages) and pages[-1].cursor["phase"] == "idle"
+    assert sum(p.api_calls for p in pages) == requests_made(sb) - before
+    calls = sb.hubspot.stats_snapshot()["calls"]
+    assert calls["search"] <= math.ceil(len(contacts) / 199) + 1
+    assert calls.get("batch_read", 0) <= len(pages)  # company names: one batch of <= 100 per page here
+    assert {r.reason for p in pages for r in p.rejections} <= {"no_at", "bad_local_part", "bad_domain"}
+
+
+@pytest.mark.parametrize("stream", ["calls", "meetings", "emails"])
+def test_engagement_full_pass_one_association_read_per_page(sb: Sandbox, stream: str) -> None:
+    ctx = ctx_for(sb, page_size=40)  # small pages: several of them, each one search + one association read
+    pages = run(stream, ctx)
+    records = live(sb, stream)
+    prefix = ENGAGEMENT_PREFIX[stream]
+    served = observed(pages, ActivityObservation) + observed(pages, Deletion)
+    assert sorted(served) == sorted(f"{prefix}:{i}" for i in records)
+    calls = sb.hubspot.stats_snapshot()["calls"]
+    assert calls["associations"] == len(pages) - (1 if not pages[-1].observations else 0)
+    assert calls["search"] <= len(pages) + 1
+    activities = {o.external_id: o for p in pages for o in p.observations if isinstance(o, ActivityObservation)}
+    for record_id, record in records.items():
+        activity = activities.get(f"{prefix}:{record_id}")
+        if activity is None:
+            continue
+        linked = {p.person_ref for p in activity.participants if p.role == "associated"}
+        assert linked == {f"hubspot:{c}" for c in record.associations.get("contacts", ())}
+
+
+def test_owners_are_user_records_and_the_archived_one_a_deletion(sb: Sandbox) -> None:
+    pages = run("owners", ctx_for(sb))
+    with sb.hubspot.lock:
+        owners = dict(sb.hubspot.portal.owners)
+    users = [o for p in pages for o in p.observations if isinstance(o, PersonObservation)]
+    assert {u.emails for u in users} == {(o.email,) for o in owners.values() if not o.archived}
+    assert {u.kind for u in users} == {"user"}
+    assert observed(pages, Deletion) == [f"owner:{o.id}" for o in owners.values() if o.archived]
+    again = run("owners", ctx_for(sb), pages[-1].cursor)
+    assert not any(p.full_resync for p in again) and len(observed(again, PersonObservation)) == len(users)
+
+
+def test_logged_emails_share_the_mailbox_message_id(sb: Sandbox, world: World) -> None:
+    pages = run("emails", ctx_for(sb))
+    keys = {o.dedupe_key for p in pages for o in p.observations if isinstance(o, ActivityObservation)}
+    mailbox_ids = {m.message_id.strip("<>") for msgs in world.mailboxes.values() for m in msgs if m.message_id}
+    assert keys & mailbox_ids
+    assert any(k.startswith("hubspot:email:") for k in keys)
+
+
+# -- the search cap ------------------------------------------------------------------------------------
+
+
+def test_fifteen_thousand_contacts_with_many_equal_times_are_each_served_once(sb: Sandbox, world: World) -> None:
+    sb.hubspot.reset(generate_portal(world, extra_contacts=15_000, tie_size=350))
+    with sb.hubspot.lock:
+        bulk = sorted(
+            i for i, r in sb.hubspot.portal.records["contacts"].items() if r.properties.get("firstname") == "Bulk"
+        )
+        sb.hubspot.store.set_modified("contacts", bulk[::2][:10_500] + bulk[1::2][:3000], sb.hubspot.now_ms() - 5000)
+    pages = run("contacts", ctx_for(sb), limit=200)
+    people = observed(pages, PersonObservation)
+    assert len(people) == len(set(people)) == len(live(sb, "contacts")) > 15_000
+    stats = sb.hubspot.stats_snapshot()
+    assert "400" not in stats["statuses"]  # never paged past the 10,000-result cap
+    assert stats["calls"]["search"] <= math.ceil(len(people) / 200) * 1.2 + 5  # ties cost a few extra
+
+
+# -- incremental -----------------------------------------------------------------------------------------
+
+
+def test_incremental_contacts_after_create_update_archive_merge(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    done = run("contacts", ctx)[-1].cursor
+    store = sb.hubspot.store
+    with sb.hubspot.lock:
+        ids = sorted(live(sb, "contacts"))
+        made = store.create("contacts", {"email": "fresh@newco.test", "firstname": "Fresh"})
+        store.update("contacts", ids[0], {"lastname": "Renamed"})
+        store.archive("contacts", ids[1])
+        store.merge("contacts", ids[2], ids[3])
+    hwm = done["scan"]["hwm"]
+    pages = run("contacts", ctx, done)
+    assert not any(p.full_resync for p in pages) and pages[-1].done
+    people = {o.external_id: o for p in pages for o in p.observations if isinstance(o, PersonObservation)}
+    assert {str(made.id), str(ids[0]), str(ids[2])} <= set(people)
+    assert people[str(ids[2])].merged_from == (str(ids[3]),)
+    assert {str(ids[1]), str(ids[3])} <= set(observed(pages, Deletion))
+    with sb.hubspot.lock:
+        others = [sb.hubspot.portal.records["contacts"][int(i)] for i in people if int(i) not in (made.id, *ids[:4])]
+    assert all(r.updated_ms >= hwm - OVERLAP_MS for r in others)  # only the re-read minute besides
+    quiet = run("contacts", ctx, pages[-1].cursor)  # nothing new: at most the overlaps are read again
+    assert set(observed(quiet, Deletion)) <= set(observed(pages, Deletion))
+    assert set(observed(quiet, PersonObservation)) <= set(people)
+
+
+def test_incremental_engagements_see_new_changed_cancelled_and_archived(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    calls_done = run("calls", ctx)[-1].cursor
+    meetings_done = run("meetings", ctx)[-1].cursor
+    store = sb.hubspot.store
+    with sb.hubspot.lock:
+        call_ids, meeting_ids = sorted(live(sb, "calls")), sorted(live(sb, "meetings"))
+        contact = next(iter(live(sb, "contacts")))
+        made = store.create(
+            "calls", {"hs_timestamp": "2026-11-01T09:00:00Z", "hubspot_owner_id": None}, {"contacts": [contact]}
+        )
+        store.update("calls", call_ids[0], {"hs_call_title": "Renamed"})
+        store.archive("calls", call_ids[1])
+        store.update("meetings", meeting_ids[0], {"hs_meeting_outcome": "CANCELED"})
+    calls = run("calls", ctx, calls_done)
+    activities = {o.external_id: o for p in calls for o in p.observations if isinstance(o, ActivityObservation)}
+    assert {f"call:{made.id}", f"call:{call_ids[0]}"} <= set(activities)
+    assert activities[f"call:{made.id}"].participants[0].person_ref == f"hubspot:{contact}"
+    assert f"call:{call_ids[1]}" in observed(calls, Deletion)
+    assert f"meeting:{meeting_ids[0]}" in observed(run("meetings", ctx, meetings_done), Deletion)
+
+
+def test_null_properties_are_tolerated(sb: Sandbox) -> None:
+    with sb.hubspot.lock:
+        empty = sb.hubspot.store.create("contacts", {"email": None, "firstname": None, "phone": None})
+        bare = sb.hubspot.store.create("calls", {"hs_timestamp": None, "hubspot_owner_id": None})
+    people = {o.external_id: o for p in run("contacts", ctx_for(sb)) for o in p.observations}
+    assert people[str(empty.id)] == PersonObservation("hubspot", str(empty.id), None)
+    call = {o.external_id: o for p in run("calls", ctx_for(sb)) for o in p.observations}[f"call:{bare.id}"]
+    assert isinstance(call, ActivityObservation) and call.participants == ()  # timed by createdAt
+
+
+# -- paging and errors ----------------------------------------------------------------------------------
+
+
+def test_a_repeated_after_is_an_error_not_a_loop(sb: Sandbox, world: World) -> None:
+    sb.hubspot.reset(generate_portal(world, extra_contacts=300))
+    ctx = ctx_for(sb)
+    done = run("contacts", ctx)[-1].cursor
+    with sb.hubspot.lock:
+        for contact_id in sorted(live(sb, "contacts"))[:250]:  # three pages of archived contacts
+            sb.hubspot.store.archive("contacts", contact_id)
+    sb.hubspot.configure(repeat_after=True)
+    with pytest.raises(ConnectorError, match="repeated page token"):
+        run("contacts", ctx, done)
+
+
+def test_429_is_rate_limited_with_retry_after_or_the_window(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    sb.hubspot.faults.fail_next(1, "429", retry_after=30, endpoints=["search"])
+    with pytest.raises(RateLimited) as injected:
+        hubspot.fetch_page("contacts", None, ctx)
+    assert injected.value.retry_after == 30
+    sb.hubspot.configure(burst_limit=1, burst_interval_ms=10_000)
+    hubspot.fetch_page("owners", None, ctx)
+    with pytest.raises(RateLimited) as window:
+        hubspot.fetch_page("owners", None, ctx)
+    assert window.value.retry_after == 10.0 and "TEN_SECONDLY_ROLLING" in str(window.value)
+
+
+def test_a_secondly_search_limit_is_waited_out_in_place(sb: Sandbox, world: World) -> None:
+    sb.hubspot.reset(generate_portal(world, extra_contacts=500))
+    sb.hubspot.configure(search_per_second=1)
+    page = hubspot.fetch_page("contacts", None, ctx_for(sb, page_size=1000))
+    assert page.observations
+    assert sb.hubspot.stats_snapshot()["statuses"].get("429", 0) >= 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"), [("503", RateLimited), ("500", TransientError), ("502html", TransientError)]
+)
+def test_server_errors(sb: Sandbox, kind: str, error: type[Exception]) -> None:
+    ctx = ctx_for(sb)
+    sb.hubspot.faults.fail_next(1, kind, retry_after=5, endpoints=["owners"])  # too long to wait in place
+    with pytest.raises(error) as raised:
+        hubspot.fetch_page("owners", None, ctx)
+    if kind == "502html":
+        assert "non-JSON error body: '<!DOCTYPE html>" in str(raised.value)
+
+
+def test_401_is_unauthorized_and_no_token_leaks(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    sb.hubspot.auth.expire_access_tokens()
+    with pytest.raises(Unauthorized) as fetch:
+        hubspot.fetch_page("contacts", None, ctx)
+    with pytest.raises(Unauthorized) as who:
+        hubspot.whoami(ctx)
+    for exc in (fetch.value, who.value):
+        assert ctx.access_token not in str(exc)
+
+
+def test_the_token_stays_out_of_debug_logs(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = ctx_for(sb)
+    urllib3_logger = logging.getLogger("urllib3")
+    monkeypatch.setattr(urllib3_logger, "setLevel", lambda level: None)  # the library mutes urllib3 per client
+    monkeypatch.setattr(urllib3_logger, "level", logging.DEBUG)
+    with caplog.at_level(logging.DEBUG):
+        hubspot.whoami(ctx)  # the token travels in the URL path here
+        hubspot.fetch_page("owners", None, ctx)
+    assert "/oauth/v1/access-tokens/[token]" in caplog.text
+    assert ctx.access_token not in caplog.text
+
+
+def test_a_foreign_cursor_restarts_nothing_silently(sb: Sandbox) -> None:
+    with pytest.raises(CursorExpired):
+        hubspot.fetch_page("contacts", {"v": 99}, ctx_for(sb))
+    with pytest.raises(CursorExpired):
+        hubspot.fetch_page("owners", {"phase": "?"}, ctx_for(sb))
+    with pytest.raises(ConnectorError, match="no stream"):
+        hubspot.fetch_page("companies", None, ctx_for(sb))
