@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 MAX_PARTICIPANTS = 25
+OWNED_KIND = {"call": "call", "meeting": "meeting", "crm_email": "email_out", "email": "email_out"}
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,10 @@ def derive(
     if noise is not None:
         return Outcome(noise, frozenset(), frozenset())
     externals = frozenset(e for e in distinct if org.is_external(e))
-    if kind == "email":
-        found = _email(participants, org, malformed_from)
-    elif kind == "meeting":
-        found = _meeting(participants, org)
-    else:
-        found = _owned(participants, org, "call" if kind == "call" else "email_out")
+    # Roles decide, not the kind of whichever copy arrived first: a logged CRM email and the mailbox
+    # copy of the same message are one activity whose copies carry different roles.
+    found = _email(participants, org, malformed_from) | _meeting(participants, org)
+    found |= _owned(participants, org, OWNED_KIND.get(kind, "email_out"))
     return Outcome(None, externals, frozenset(found))
 
 
