@@ -37,7 +37,6 @@ def publish_contacts(session: Session, org_id: int, contact_ids: Iterable[int]) 
     if not ids:
         return 0
     seq = lock_org(session, org_id)
-    for offset, contact_id in enumerate(ids, start=1):
-        session.execute(update(Contact).where(Contact.id == contact_id).values(feed_seq=seq + offset))
+    session.execute(update(Contact), [{"id": cid, "feed_seq": seq + n} for n, cid in enumerate(ids, start=1)])
     session.execute(update(Org).where(Org.id == org_id).values(feed_seq=seq + len(ids)))
     return len(ids)

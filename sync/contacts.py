@@ -161,6 +161,7 @@ class ContactBook:
             emails,
         )
         changed: set[int] = set()
+        rows = []
         for contact in self.session.execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars():
             if contact.status != "active":
                 continue
@@ -169,12 +170,12 @@ class ContactBook:
                 name, rank = _best(mail_names.get(contact.id)), MAIL_NAME_RANK
             domain = _domain_of([email_key(e) for e in emails[contact.id]])
             if (contact.name, contact.company_domain) != (name, domain):
-                self.session.execute(
-                    update(Contact)
-                    .where(Contact.id == contact.id)
-                    .values(name=name, name_rank=rank if name else 0, company_domain=domain)
+                rows.append(
+                    {"id": contact.id, "name": name, "name_rank": rank if name else 0, "company_domain": domain}
                 )
                 changed.add(contact.id)
+        if rows:
+            self.session.execute(update(Contact), rows)  # ORM bulk UPDATE by primary key: one executemany
         return changed
 
     def _counted(self, query: object, owners: dict[int, list[str]]) -> dict[int, Counter[str]]:

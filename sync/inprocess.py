@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -9,10 +10,13 @@ from dataclasses import dataclass
 
 import dramatiq
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from models.tables import Connection, SyncState
 from sync.runtime import Runtime
 from sync.scheduler import reconcile
+
+log = logging.getLogger("sxsync.wait")
 
 
 @contextmanager
@@ -72,6 +76,9 @@ def wait_for_chains(
         if timeout is not None and now - started > timeout:
             raise TimeoutError(f"{state.running} sync chains still running after {timeout:.0f} s")
         if now - last_reconcile >= reconcile_every:
-            reconcile(rt, rt.clock())
+            try:
+                reconcile(rt, rt.clock())
+            except OperationalError:  # SQLite's write lock is busy with page commits: try again next round
+                log.info("reconcile deferred: the store is busy")
             last_reconcile = now
         time.sleep(poll)
