@@ -32,7 +32,7 @@ test: setup services browser lint typecheck ## the whole suite, on real Redis, P
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: setup services
-	$(PY) bench/gmail_backfill.py
+	$(PY) -m bench.gmail_backfill
 
 clean:
 	rm -rf $(VENV) .sxsync .pytest_cache .mypy_cache .ruff_cache

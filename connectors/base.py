@@ -119,6 +119,7 @@ class Page:
     done: bool  # True when the stream has caught up (nothing more to fetch now)
     api_calls: int
     full_resync: bool = False  # this page belongs to a full resync (sweep unseen records when done)
+    retry_after: float = 0.0  # the provider throttled part of the page: fetch the next one no sooner than this
 
 
 class InvalidValue(ValueError):

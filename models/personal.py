@@ -58,6 +58,8 @@ REGISTRY: tuple[PersonalColumn, ...] = (
     _c("audit_events", "actor", "email", S),
     _c("audit_events", "target", "email", S),
     _c("audit_events", "details", "free text", S),
+    _c("outbox", "recipient", "email", D),
+    _c("outbox", "body", "free text", D),
 )
 
 EXEMPT: dict[tuple[str, str], str] = {

@@ -383,6 +383,25 @@ class StoredSecret(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Outbox(Base):
+    """A message for the delivery service (e.g. an opt-out confirmation link); it deletes what it sends."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    recipient: Mapped[str] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsedLink(Base):
+    """A single-use signed link that was used (replays are refused)."""
+
+    __tablename__ = "used_links"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiKey(Base):
     """An org-scoped API key, stored hashed."""
 

@@ -228,13 +228,13 @@ def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, p
     )
     if page.done:
         return Outcome("done", version, stats, page.api_calls)
-    _send_next(rt, connection.id, state.stream, version)
+    _send_next(rt, connection.id, state.stream, version, page.retry_after)
     return Outcome("committed", version, stats, page.api_calls)
 
 
-def _send_next(rt: Runtime, connection_id: int, stream: str, version: int) -> None:
-    """Enqueue the page at `version` and remember that we did."""
-    rt.send(connection_id, stream, version, 0.0)
+def _send_next(rt: Runtime, connection_id: int, stream: str, version: int, delay: float = 0.0) -> None:
+    """Enqueue the page at `version` (after `delay` seconds) and remember that we did."""
+    rt.send(connection_id, stream, version, delay)
     with rt.writes.begin() as session:
         session.execute(
             update(SyncState)

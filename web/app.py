@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -32,6 +33,7 @@ from models.tables import Connection, Member, Org
 from privacy.audit import AuditQuery, BadQuery, parse_when, query_audit
 from privacy.disconnect import disconnect_and_purge
 from privacy.optout import NotAnIdentity, opt_out
+from privacy.optout_link import LinkRefused, confirm_opt_out, request_opt_out
 from sync.connections import activate, enabled_sources, scopes_of, sources_of
 from sync.runtime import Runtime
 from tokens import signed
@@ -279,6 +281,44 @@ def create_app(rt: Runtime) -> FastAPI:
         )
         response.delete_cookie(CONSENT_COOKIE, path="/oauth/callback")
         return response
+
+    @app.get("/opt-out", response_class=HTMLResponse)
+    def opt_out_page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "optout.html", {"title": "Opt out"})
+
+    @app.post("/opt-out", response_class=HTMLResponse)
+    async def opt_out_request(request: Request) -> Response:
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+        raw = (fields.get("identity") or [""])[0][:320]
+        try:
+            await run_in_threadpool(request_opt_out, rt, raw)
+        except NotAnIdentity as exc:
+            return page(request, 422, "That does not look right", f"{exc}. Go back and check what you typed.")
+        return page(
+            request,
+            200,
+            "Check your inbox",
+            "If that address or number is yours, a confirmation link is on its way. It works once, for 24 hours.",
+            kind="ok",
+        )
+
+    @app.get("/opt-out/confirm", response_class=HTMLResponse)
+    def opt_out_confirm(request: Request, token: str = "") -> Response:
+        try:
+            confirm_opt_out(rt, token)
+        except LinkRefused as exc:
+            text = {
+                "expired": "This link has expired (links work for 24 hours). Ask for a new one on the opt-out page.",
+                "used": "This link was already used. If you asked to opt out, you are opted out.",
+            }.get(exc.reason, "This link is not one we sent. Ask for a new one on the opt-out page.")
+            return page(request, 400, "This link cannot be used", text)
+        return page(
+            request,
+            200,
+            "You are opted out",
+            "SalesX has deleted what it held about you and will not collect it again.",
+            kind="ok",
+        )
 
     @app.post("/api/connect-sessions")
     def create_connect_session(body: ConnectSessionBody, caller: ApiCaller, session: DB) -> dict[str, str]:

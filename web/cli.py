@@ -414,8 +414,10 @@ def audit_cmd(
         if as_json:
             click.echo(json.dumps(entry, ensure_ascii=False))
         else:
-            click.echo(f"{entry['at']}  {entry['action']:<24} {entry['actor']:<24} {entry['target']}  "
-                       f"{json.dumps(entry['details'], ensure_ascii=False)}")
+            click.echo(
+                f"{entry['at']}  {entry['action']:<24} {entry['actor']:<24} {entry['target']}  "
+                f"{json.dumps(entry['details'], ensure_ascii=False)}"
+            )
     if more and not as_json:
         click.echo(f"(more than {limit}: narrow with --since/--until or raise --limit)", err=True)
 

@@ -43,9 +43,7 @@ class Stack:
     sandbox: Sandbox
     broker: dramatiq.Broker
 
-    def seed_org(
-        self, org: str, domain: str, members: tuple[str, ...], policy: dict[str, Any] | None = None
-    ) -> None:
+    def seed_org(self, org: str, domain: str, members: tuple[str, ...], policy: dict[str, Any] | None = None) -> None:
         """An org (with its policy, e.g. `{"sources": ["gmail"]}`) and its members."""
         with self.rt.writes.begin() as session:
             saved = upsert_org(session, org, [domain], actor="stack")

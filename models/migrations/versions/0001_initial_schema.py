@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 22:26:13.676363
+Create Date: 2026-11-24 22:42:30.173504
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('slug')
     )
+    op.create_table('outbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('recipient', sa.String(length=320), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('stored_secrets',
     sa.Column('name', sa.String(length=60), nullable=False),
     sa.Column('ciphertext', sa.LargeBinary(), nullable=False),
@@ -56,6 +64,11 @@ def upgrade() -> None:
     sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('identity_hash')
+    )
+    op.create_table('used_links',
+    sa.Column('nonce', sa.String(length=64), nullable=False),
+    sa.Column('used_at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('nonce')
     )
     op.create_table('activities',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -429,8 +442,10 @@ def downgrade() -> None:
 
     op.drop_table('api_keys')
     op.drop_table('activities')
+    op.drop_table('used_links')
     op.drop_table('suppressions')
     op.drop_table('stored_secrets')
+    op.drop_table('outbox')
     op.drop_table('orgs')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_org_at')
