@@ -8,6 +8,16 @@ Cursor, stored verbatim by the sync layer:
                                                          start, so the history after it covers the pass)
   {"phase": "incremental", "history_id": H}             caught up at H
   {"phase": "incremental", "history_id": H, "page_token": T}   mid-way through the history after H
+
+Batch parts Google still throttles after the in-place retries do not lose the page: it comes back with
+what was fetched, `retry_after` set, and the ids not fetched as "pending" in its cursor; the next call
+fetches those alone, then the pass goes on where it was:
+  {"phase": "full", "history_id": H, "pending": [ids], "window_ended": B, "page_token": T}
+      T (absent when the listing had no next page) is the NEXT listing page; B: the window already ended
+  {"phase": "incremental", "history_id": H, "pending": [ids], "page_token": T}
+      mid-way through the history after H (T: its next page)
+  {"phase": "incremental", "history_id": H, "pending": [ids], "latest_history_id": L}
+      the history's last page was read: caught up at L once nothing is pending (H until then)
 """
 
 from __future__ import annotations
@@ -59,6 +69,8 @@ class _PageBuilder:
 
     observations: list[Observation] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # ids left throttled, for the next page
+    retry_after: float = 0.0
 
     def add_batch(self, result: BatchResult, oldest: datetime) -> list[str]:
         """Map a batch's messages, skipping those received before `oldest`; return the skipped ids."""
@@ -75,8 +87,25 @@ class _PageBuilder:
             self.rejections.extend(mapped.rejections)
         return skipped
 
+    def fetch(self, api: GoogleApi, ids: Sequence[str], oldest: datetime, *, stop_at_window: bool) -> list[str]:
+        """Fetch and map `ids`; ids left throttled go to `pending`. Return the ids skipped as too old.
+
+        With `stop_at_window` (a listing, newest first) no batch is sent after one reaching past the window.
+        """
+        skipped: list[str] = []
+        for result in _fetch_messages(api, ids):
+            old = self.add_batch(result, oldest)
+            skipped.extend(old)
+            self.retry_after = max(self.retry_after, result.retry_after)
+            if stop_at_window and old:
+                self.pending.extend(result.throttled)  # the unsent ids are older still
+                break
+            self.pending.extend(result.pending)
+        return skipped
+
     def page(self, api: GoogleApi, cursor: JSON, *, done: bool, full_resync: bool) -> Page:
-        return Page(self.observations, self.rejections, cursor, done, api.calls, full_resync)
+        retry_after = self.retry_after if self.pending else 0.0
+        return Page(self.observations, self.rejections, cursor, done, api.calls, full_resync, retry_after)
 
 
 def _fetch_messages(api: GoogleApi, ids: Sequence[str]) -> Iterator[BatchResult]:
@@ -96,7 +125,16 @@ def _fetch_messages(api: GoogleApi, ids: Sequence[str]) -> Iterator[BatchResult]
 
 
 def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> Page:
-    """One messages.list page of the full pass and its headers; the pass ends at the backfill window."""
+    """One messages.list page of the full pass and its headers; the pass ends at the backfill window.
+
+    A cursor with pending ids fetches those alone, and the listing goes on at the next call.
+    """
+    oldest = _window_start(ctx)
+    builder = _PageBuilder()
+    if cursor is not None and "pending" in cursor:
+        history_id, next_token = str(cursor["history_id"]), cursor.get("page_token")
+        window_ended = bool(builder.fetch(api, cursor["pending"], oldest, stop_at_window=True))
+        return _full_pass_next(api, builder, history_id, next_token, window_ended or bool(cursor.get("window_ended")))
     if cursor is None:
         profile = api.execute(api.service.users().getProfile(userId="me"), "gmail users.getProfile")
         if not profile.get("historyId"):
@@ -115,13 +153,26 @@ def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> P
         ),
         "gmail users.messages.list",
     )
-    oldest = _window_start(ctx)
-    builder = _PageBuilder()
     listed = listing.get("messages") or ()
     ids = [m["id"] for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)]
-    # any() stops at the first batch reaching past the window: later batches are never sent
-    window_ended = any(builder.add_batch(result, oldest) for result in _fetch_messages(api, ids))
-    next_token = listing.get("nextPageToken")
+    window_ended = bool(builder.fetch(api, ids, oldest, stop_at_window=True))
+    return _full_pass_next(api, builder, history_id, listing.get("nextPageToken"), window_ended)
+
+
+def _full_pass_next(
+    api: GoogleApi, builder: _PageBuilder, history_id: str, next_token: str | None, window_ended: bool
+) -> Page:
+    """The full-pass page with its cursor: pending ids first, then the next listing page, then done."""
+    if builder.pending:
+        pending: JSON = {
+            "phase": "full",
+            "history_id": history_id,
+            "pending": builder.pending,
+            "window_ended": window_ended,
+        }
+        if next_token:
+            pending["page_token"] = next_token
+        return builder.page(api, pending, done=False, full_resync=True)
     if next_token and not window_ended:
         next_cursor: JSON = {"phase": "full", "history_id": history_id, "page_token": next_token}
         return builder.page(api, next_cursor, done=False, full_resync=True)
@@ -135,8 +186,20 @@ def _window_start(ctx: FetchContext) -> datetime:
 
 
 def _history_page(api: GoogleApi, cursor: JSON, ctx: FetchContext) -> Page:
-    """One history.list page: deletions straight from it, additions fetched in batches."""
+    """One history.list page: deletions straight from it, additions fetched in batches.
+
+    A cursor with pending ids fetches those alone; the history id advances once nothing is pending.
+    """
     history_id = str(cursor["history_id"])
+    builder = _PageBuilder()
+    oldest = _window_start(ctx)
+    if "pending" in cursor:
+        next_token, latest = cursor.get("page_token"), str(cursor.get("latest_history_id") or history_id)
+        # old mail coming back (restored from Trash, imported) stays out, as a full pass would leave it
+        builder.observations.extend(
+            Deletion(SOURCE, i) for i in builder.fetch(api, cursor["pending"], oldest, stop_at_window=False)
+        )
+        return _history_next(api, builder, history_id, next_token, latest)
     response = api.execute(
         api.service.users()
         .history()
@@ -152,17 +215,27 @@ def _history_page(api: GoogleApi, cursor: JSON, ctx: FetchContext) -> Page:
         not_found=CursorExpired,
     )
     changes = replay(response.get("history") or ())
-    builder = _PageBuilder()
     builder.observations.extend(Deletion(SOURCE, message_id) for message_id in changes.delete)
-    oldest = _window_start(ctx)
-    for result in _fetch_messages(api, changes.fetch):
-        # old mail coming back (restored from Trash, imported) stays out, as a full pass would leave it
-        builder.observations.extend(Deletion(SOURCE, i) for i in builder.add_batch(result, oldest))
-    next_token = response.get("nextPageToken")
+    # old mail coming back (restored from Trash, imported) stays out, as a full pass would leave it
+    builder.observations.extend(
+        Deletion(SOURCE, i) for i in builder.fetch(api, changes.fetch, oldest, stop_at_window=False)
+    )
+    latest = str(response.get("historyId") or history_id)
+    return _history_next(api, builder, history_id, response.get("nextPageToken"), latest)
+
+
+def _history_next(api: GoogleApi, builder: _PageBuilder, history_id: str, next_token: str | None, latest: str) -> Page:
+    """The history page with its cursor: pending ids first, then the next history page, then caught up."""
+    if builder.pending:
+        pending: JSON = {"phase": "incremental", "history_id": history_id, "pending": builder.pending}
+        if next_token:
+            pending["page_token"] = next_token
+        else:
+            pending["latest_history_id"] = latest
+        return builder.page(api, pending, done=False, full_resync=False)
     if next_token:
         next_cursor: JSON = {"phase": "incremental", "history_id": history_id, "page_token": next_token}
         return builder.page(api, next_cursor, done=False, full_resync=False)
-    latest = str(response.get("historyId") or history_id)
     return builder.page(api, {"phase": "incremental", "history_id": latest}, done=True, full_resync=False)
 
 
@@ -173,6 +246,9 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
     phase = None if cursor is None else cursor.get("phase")
     if cursor is not None and (phase not in ("full", "incremental") or not cursor.get("history_id")):
         raise CursorExpired(f"gmail cursor not understood: phase={phase!r}")
+    pending = [] if cursor is None else cursor.get("pending", [])
+    if not isinstance(pending, list) or not all(isinstance(i, str) for i in pending):
+        raise CursorExpired("gmail cursor not understood: pending is not a list of ids")
     api = open_api(ctx, "gmail", "v1")
     if phase == "incremental" and cursor is not None:
         return _history_page(api, cursor, ctx)

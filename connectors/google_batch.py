@@ -1,4 +1,9 @@
-"""Many GETs as Google batches of up to 100 parts, retrying only the parts Google throttled."""
+"""Many GETs as Google batches of up to 100 parts, retrying only the parts Google throttled.
+
+Parts still throttled after the in-place rounds are not an error: the chunk's answers are kept, no
+further chunk is sent, and the ids not fetched come back (`BatchResult.pending`) with the wait, for the
+caller to fetch on a later page.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,21 @@ class BatchResult:
     """One chunk's answers: resources by id (request order), and ids that failed for good with why.
 
     Ids answered 404 (gone meanwhile) are in neither: the history will report their deletion.
+    `throttled` are this chunk's ids still throttled after the in-place rounds, `unsent` the ids of the
+    chunks not sent because of them (always empty when `throttled` is), `retry_after` the wait before
+    asking again.
     """
 
     found: dict[str, JSON]
     failed: dict[str, str]
+    throttled: tuple[str, ...] = ()
+    unsent: tuple[str, ...] = ()
+    retry_after: float = 0.0
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Every id not fetched: the throttled ones, then the unsent ones (request order)."""
+        return self.throttled + self.unsent
 
 
 def _run_batch(
@@ -65,7 +81,13 @@ def _fetch_chunk(
     slept = 0.0
     rounds = 0
     while True:
-        found, retryable, lost = _run_batch(api, {i: make_request(i) for i in pending}, batch_path, what, rounds)
+        try:
+            found, retryable, lost = _run_batch(api, {i: make_request(i) for i in pending}, batch_path, what, rounds)
+        except RateLimited as exc:  # the whole batch call was throttled: what is still needed waits too
+            unanswered = tuple(i for i in ids if i not in answers and i not in failed)
+            return BatchResult(
+                {i: answers[i] for i in ids if i in answers}, failed, unanswered, retry_after=exc.retry_after
+            )
         answers.update(found)
         failed.update(lost)
         if not retryable:
@@ -73,11 +95,9 @@ def _fetch_chunk(
         rounds += 1
         wait = max(error.retry_after for error in retryable.values())
         if rounds == MAX_ROUNDS or slept + wait > SLEEP_BUDGET_SECONDS:
-            sample = next(iter(retryable.values()))
-            raise RateLimited(
-                f"{what} (batch): {len(retryable)} parts still throttled, e.g. HTTP {sample.status}: {sample.message}",
-                wait,
-            )
+            # keep what was answered; the rest waits for a later page (no livelock on a partial storm)
+            throttled = tuple(i for i in ids if i in retryable)
+            return BatchResult({i: answers[i] for i in ids if i in answers}, failed, throttled, retry_after=wait)
         time.sleep(wait)
         slept += wait
         pending = list(retryable)
@@ -86,7 +106,15 @@ def _fetch_chunk(
 def fetch_in_batches(
     api: GoogleApi, ids: Sequence[str], make_request: Callable[[str], Any], batch_path: str, what: str
 ) -> Iterator[BatchResult]:
-    """Lazily, one batch (plus any part retries) per chunk of up to 100 distinct ids."""
+    """Lazily, one batch (plus any part retries) per chunk of up to 100 distinct ids.
+
+    A chunk left with throttled parts is the last one sent: its result lists the later ids as `unsent`.
+    """
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), MAX_PARTS):
-        yield _fetch_chunk(api, unique[start : start + MAX_PARTS], make_request, batch_path, what)
+        end = start + MAX_PARTS
+        result = _fetch_chunk(api, unique[start:end], make_request, batch_path, what)
+        if result.throttled:
+            yield BatchResult(result.found, result.failed, result.throttled, tuple(unique[end:]), result.retry_after)
+            return
+        yield result

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -50,6 +52,24 @@ def run_pass(ctx: FetchContext, cursor: JSON | None = None, limit: int = 100) ->
         if page.done:
             return pages
     raise AssertionError("the pass never finished")
+
+
+def run_pass_as_the_sync_layer(ctx: FetchContext, cursor: JSON | None = None, limit: int = 100) -> list[Page]:
+    """run_pass, storing each cursor as JSON and waiting each page's `retry_after` before the next call."""
+    pages = []
+    for _ in range(limit):
+        page = gmail.fetch_page("messages", cursor, ctx)
+        pages.append(page)
+        if page.done:
+            return pages
+        cursor = json.loads(json.dumps(page.cursor))
+        time.sleep(page.retry_after)
+    raise AssertionError("the pass never finished")
+
+
+def gets(sb: Sandbox, mailbox: str) -> int:
+    """messages.get operations the emulator served (answered) for `mailbox`, batched or not."""
+    return int(sb.google.stats_snapshot()["mailboxes"].get(mailbox, {}).get("ops", {}).get("get", 0))
 
 
 def ids_of(pages: list[Page], kind: type) -> list[str]:
@@ -193,11 +213,78 @@ def test_throttled_batch_parts_are_retried_after_retry_after(sandbox: Sandbox, c
     assert sum(p.api_calls for p in pages) == 1 + 1 + math.ceil(fetched / 100) + 1  # one retry batch
 
 
-def test_parts_throttled_beyond_the_budget_raise_rate_limited(sandbox: Sandbox, ctx_for: CtxFor) -> None:
+def test_unthrottled_calls_stay_one_profile_the_lists_and_the_batches(sandbox: Sandbox, ctx_for: CtxFor) -> None:
+    ctx = ctx_for(ALICE, backfill_days=10_000)  # pages of 500
+    n = len(visible_ids(sandbox, ALICE))
+    pages = run_pass(ctx)
+    assert sum(p.api_calls for p in pages) == 1 + math.ceil(n / 500) + math.ceil(n / 100)
+    assert all(p.retry_after == 0 and "pending" not in p.cursor for p in pages)
+    assert gets(sandbox, ALICE) == n
+
+
+def test_parts_throttled_beyond_the_budget_come_back_pending_in_a_json_cursor(
+    sandbox: Sandbox, ctx_for: CtxFor
+) -> None:
+    ctx = ctx_for(ALICE, backfill_days=10_000, page_size=300)
+    expected = visible_ids(sandbox, ALICE)
+    assert len(expected) > 300
     sandbox.google.faults.fail_next(1, "429", retry_after=30, scope="part", endpoints=["get"])
-    with pytest.raises(RateLimited) as caught:
-        gmail.fetch_page("messages", None, ctx_for(ALICE))
-    assert caught.value.retry_after == 30
+    first = gmail.fetch_page("messages", None, ctx)
+    # the first batch's other 99 answers are kept; its throttled part and the unsent batches wait
+    assert (first.done, first.retry_after, first.api_calls) == (False, 30, 3)  # profile, list, one batch
+    pending, answered = first.cursor["pending"], ids_of([first], ActivityObservation)
+    assert len(answered) == 99 and len(pending) == 201 and not set(pending) & set(answered)
+    assert first.cursor["page_token"] and first.cursor["window_ended"] is False
+    stored = json.loads(json.dumps(first.cursor))
+    assert stored == first.cursor
+    pending_page = gmail.fetch_page("messages", stored, ctx)  # the pending ids alone: no list call
+    assert pending_page.api_calls == 3 and not pending_page.done and pending_page.retry_after == 0
+    assert pending_page.cursor == {
+        "phase": "full",
+        "history_id": stored["history_id"],
+        "page_token": stored["page_token"],
+    }
+    pages = [first, pending_page, *run_pass(ctx, pending_page.cursor)]
+    emitted = ids_of(pages, ActivityObservation)
+    assert sorted(emitted) == sorted(expected) and len(emitted) == len(set(emitted))
+    assert gets(sandbox, ALICE) == len(expected)  # nothing answered was asked for again
+
+
+def test_a_pending_history_page_advances_the_history_id_only_once_fetched(sandbox: Sandbox, ctx_for: CtxFor) -> None:
+    ctx = ctx_for(ALICE)
+    cursor = run_pass(ctx)[-1].cursor
+    delivered = [sandbox.google.deliver(sender="z@globex.test", to=[ALICE])[ALICE] for _ in range(3)]
+    sandbox.google.faults.fail_next(1, "429", retry_after=30, scope="part", endpoints=["get"])
+    first = gmail.fetch_page("messages", cursor, ctx)
+    assert not first.done and first.retry_after == 30 and first.cursor["pending"] == delivered[:1]
+    assert first.cursor["history_id"] == cursor["history_id"] and first.cursor.get("latest_history_id")
+    second = gmail.fetch_page("messages", json.loads(json.dumps(first.cursor)), ctx)
+    assert second.done and second.api_calls == 1 and second.retry_after == 0
+    assert second.cursor == {"phase": "incremental", "history_id": first.cursor["latest_history_id"]}
+    assert int(second.cursor["history_id"]) > int(cursor["history_id"])
+    assert sorted(ids_of([first, second], ActivityObservation)) == sorted(delivered)
+
+
+@pytest.mark.parametrize("backfill_days", [10_000, 365])
+def test_a_40_percent_part_storm_completes_fetching_each_message_once(make_context: CtxFor, backfill_days: int) -> None:
+    world = generate_world(seed=3, size=150, members=("dana@acme.test",))
+    with Sandbox(world) as sb:
+        ctx = make_context(sb, "dana@acme.test", backfill_days=backfill_days)
+        in_window = visible_ids(sb, "dana@acme.test", since=ctx.now - timedelta(days=backfill_days))
+        assert len(in_window) > 0
+        sb.google.faults.fail_randomly(0.4, "429", retry_after=1, scope="part", endpoints=["get"])
+        pages = run_pass_as_the_sync_layer(ctx)
+        emitted = ids_of(pages, ActivityObservation)
+        assert sorted(emitted) == sorted(in_window) and len(emitted) == len(set(emitted))
+        snapshot = sb.google.stats_snapshot()
+        assert snapshot["faults"]["injected"]["429"] > 0 and snapshot["early_retries"] == 0
+        assert any(p.cursor.get("pending") and p.retry_after == 1 for p in pages)
+        assert [p.done for p in pages] == [False] * (len(pages) - 1) + [True]
+        if backfill_days == 10_000:
+            assert gets(sb, "dana@acme.test") == len(in_window)  # every answered part kept, none asked again
+        else:
+            assert len(in_window) < len(visible_ids(sb, "dana@acme.test"))
+            assert gets(sb, "dana@acme.test") < len(in_window) + 100  # at most the batch crossing the window
 
 
 def test_a_whole_call_429_is_rate_limited_with_its_retry_after(sandbox: Sandbox, ctx_for: CtxFor) -> None:
@@ -216,11 +303,15 @@ def test_a_403_user_rate_limit_without_retry_after_gets_a_backoff_hint(sandbox: 
     assert caught.value.retry_after == 1.0
 
 
-def test_a_503_on_the_batch_itself_is_rate_limited(sandbox: Sandbox, ctx_for: CtxFor) -> None:
+def test_a_503_on_the_batch_itself_keeps_the_listing_and_waits_out_the_retry_after(
+    sandbox: Sandbox, ctx_for: CtxFor
+) -> None:
     sandbox.google.faults.fail_next(1, "503", retry_after=4, endpoints=["batch"])
-    with pytest.raises(RateLimited) as caught:
-        gmail.fetch_page("messages", None, ctx_for(ALICE))
-    assert caught.value.retry_after == 4
+    page = gmail.fetch_page("messages", None, ctx_for(ALICE))
+    assert page.retry_after == 4 and not page.done and page.observations == []
+    assert len(page.cursor["pending"]) > 0  # the listed ids are kept: the list call is not repeated
+    after = gmail.fetch_page("messages", json.loads(json.dumps(page.cursor)), ctx_for(ALICE))
+    assert after.observations and not after.cursor.get("pending")
 
 
 def test_a_refused_token_is_unauthorized_and_never_echoed(sandbox: Sandbox, ctx_for: CtxFor) -> None:

@@ -9,7 +9,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from models.tables import Activity, Connection, SyncState
@@ -58,12 +57,6 @@ def test_a_429_storm_on_gmail_requests_ends_in_the_same_store_as_a_clean_run_wit
     assert stormy == clean
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="connectors/google_batch.py gives a page up after 3 rounds of throttled parts, dropping the parts "
-    "already answered, and the page starts over: at 40% throttled parts a page of 100 practically never completes",
-)
 def test_a_429_storm_on_40_percent_of_batch_parts_still_completes(tmp_path: Path, sqlite_url: str) -> None:
     with running_stack(
         data_dir=tmp_path, world=small_world(size=400), database_url=sqlite_url, page_size=100, tls=False
