@@ -219,7 +219,10 @@ class Contact(Base):
     """An external person of an org's network; merged and deleted ones stay as feed tombstones."""
 
     __tablename__ = "contacts"
-    __table_args__ = (Index("ix_contacts_feed", "org_id", "feed_seq"),)
+    __table_args__ = (
+        Index("ix_contacts_feed", "org_id", "feed_seq"),
+        Index("ix_contacts_merged_into", "merged_into"),  # re-pointing merge chains must not scan the org
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     name: Mapped[str | None] = mapped_column(String(300), default=None)

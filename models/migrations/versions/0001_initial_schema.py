@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 22:42:30.173504
+Create Date: 2026-11-24 23:00:40.226607
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.create_index('ix_contacts_feed', ['org_id', 'feed_seq'], unique=False)
+        batch_op.create_index('ix_contacts_merged_into', ['merged_into'], unique=False)
 
     op.create_table('identity_conflicts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -434,6 +435,7 @@ def downgrade() -> None:
     op.drop_table('members')
     op.drop_table('identity_conflicts')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.drop_index('ix_contacts_merged_into')
         batch_op.drop_index('ix_contacts_feed')
 
     op.drop_table('contacts')
