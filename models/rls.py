@@ -45,6 +45,8 @@ EXEMPT = {
     " it holds names and domains, no personal data",
     "suppressions": "global by design (an opt-out holds in every org); it holds only keyed hashes",
     "stored_secrets": "product-wide keys (encrypted under the vault) that belong to no org; no personal data",
+    "outbox": "messages to people outside any org (opt-out confirmations), deleted once delivered",
+    "used_links": "nonces of used single-use links; no org, no personal data",
 }
 
 # Narrow lookups that run before an org is known (a job's connection, an API key, a consent state).
