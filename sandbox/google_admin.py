@@ -7,6 +7,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.admin_common import common_routes
 from sandbox.gcal_admin import calendar_routes
 from sandbox.google_state import GoogleState
 from sandbox.http import Request, Response, json_response
@@ -28,13 +29,7 @@ class GoogleAdmin:
         mb = r"/mailboxes/([^/]+)"
         msg = mb + r"/messages/([^/]+)"
         self.routes: list[tuple[str, re.Pattern[str], Action]] = [
-            ("GET", re.compile(r"^/stats$"), lambda r, p: self.state.stats_snapshot()),
-            ("POST", re.compile(r"^/stats/reset$"), self._reset_stats),
-            ("GET", re.compile(r"^/config$"), lambda r, p: self.state.knobs()),
-            ("POST", re.compile(r"^/config$"), self._configure),
-            ("GET", re.compile(r"^/faults$"), lambda r, p: self.state.faults.snapshot()),
-            ("POST", re.compile(r"^/faults$"), self._set_faults),
-            ("DELETE", re.compile(r"^/faults$"), self._clear_faults),
+            *common_routes(self.state),
             ("GET", re.compile(r"^/mailboxes$"), lambda r, p: self.state.mailbox_summary()),
             ("POST", re.compile(r"^/deliver$"), self._deliver),
             ("POST", re.compile(r"^/history/expire$"), self._expire_history),
@@ -60,22 +55,6 @@ class GoogleAdmin:
                     return _error(400, str(exc))
                 return json_response(result)
         return _error(404, f"no sandbox control route {req.method} {req.path}")
-
-    def _reset_stats(self, req: Request, p: list[str]) -> Any:
-        self.state.reset_stats()
-        return {}
-
-    def _configure(self, req: Request, p: list[str]) -> Any:
-        self.state.configure(**req.json())
-        return self.state.knobs()
-
-    def _set_faults(self, req: Request, p: list[str]) -> Any:
-        self.state.faults.configure(req.json())
-        return self.state.faults.snapshot()
-
-    def _clear_faults(self, req: Request, p: list[str]) -> Any:
-        self.state.faults.clear()
-        return self.state.faults.snapshot()
 
     def _deliver(self, req: Request, p: list[str]) -> Any:
         body = req.json()

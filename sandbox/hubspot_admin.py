@@ -7,6 +7,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.admin_common import common_routes
 from sandbox.http import Request, Response, json_response
 from sandbox.hubspot_data import OBJECT_TYPES, CrmRecord
 from sandbox.hubspot_state import HubspotState
@@ -26,13 +27,7 @@ class HubspotAdmin:
         self.state = state
         obj = rf"/objects/({_TYPES})"
         self.routes: list[tuple[str, re.Pattern[str], Action]] = [
-            ("GET", re.compile(r"^/stats$"), lambda r, p: self.state.stats_snapshot()),
-            ("POST", re.compile(r"^/stats/reset$"), self._reset_stats),
-            ("GET", re.compile(r"^/config$"), lambda r, p: self.state.knobs()),
-            ("POST", re.compile(r"^/config$"), self._configure),
-            ("GET", re.compile(r"^/faults$"), lambda r, p: self.state.faults.snapshot()),
-            ("POST", re.compile(r"^/faults$"), self._set_faults),
-            ("DELETE", re.compile(r"^/faults$"), self._clear_faults),
+            *common_routes(self.state),
             ("POST", re.compile("^" + obj + "$"), self._create),
             ("PATCH", re.compile("^" + obj + r"/(\d+)$"), self._update),
             ("DELETE", re.compile("^" + obj + r"/(\d+)$"), self._archive),
@@ -54,22 +49,6 @@ class HubspotAdmin:
                     return json_response({"error": str(exc)}, 400)
                 return json_response(result)
         return json_response({"error": f"no sandbox control route {req.method} {req.path}"}, 404)
-
-    def _reset_stats(self, req: Request, p: list[str]) -> Any:
-        self.state.reset_stats()
-        return {}
-
-    def _configure(self, req: Request, p: list[str]) -> Any:
-        self.state.configure(**req.json())
-        return self.state.knobs()
-
-    def _set_faults(self, req: Request, p: list[str]) -> Any:
-        self.state.faults.configure(req.json())
-        return self.state.faults.snapshot()
-
-    def _clear_faults(self, req: Request, p: list[str]) -> Any:
-        self.state.faults.clear()
-        return self.state.faults.snapshot()
 
     def _create(self, req: Request, p: list[str]) -> Any:
         body = req.json()

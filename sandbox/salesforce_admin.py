@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+from sandbox.admin_common import common_routes
 from sandbox.http import Request, Response, json_response
 from sandbox.salesforce_query import format_value
 from sandbox.salesforce_schema import OBJECTS, canonical_object
@@ -46,13 +47,7 @@ class SalesforceAdmin:
         self.state = state
         rec = r"/sobjects/([^/]+)"
         self.routes: list[tuple[str, re.Pattern[str], Action]] = [
-            ("GET", re.compile(r"^/stats$"), lambda r, p: self.state.stats_snapshot()),
-            ("POST", re.compile(r"^/stats/reset$"), self._reset_stats),
-            ("GET", re.compile(r"^/config$"), lambda r, p: self.state.knobs()),
-            ("POST", re.compile(r"^/config$"), self._configure),
-            ("GET", re.compile(r"^/faults$"), lambda r, p: self.state.faults.snapshot()),
-            ("POST", re.compile(r"^/faults$"), self._set_faults),
-            ("DELETE", re.compile(r"^/faults$"), self._clear_faults),
+            *common_routes(self.state),
             ("GET", re.compile(r"^/summary$"), lambda r, p: self.state.summary()),
             ("GET", re.compile("^" + rec + "$"), self._list),
             ("POST", re.compile("^" + rec + "$"), self._create),
@@ -78,22 +73,6 @@ class SalesforceAdmin:
                     return json_response({"error": str(exc)}, 400)
                 return json_response(result)
         return json_response({"error": f"no sandbox control route {req.method} {req.path}"}, 404)
-
-    def _reset_stats(self, req: Request, p: list[str]) -> Any:
-        self.state.reset_stats()
-        return {}
-
-    def _configure(self, req: Request, p: list[str]) -> Any:
-        self.state.configure(**req.json())
-        return self.state.knobs()
-
-    def _set_faults(self, req: Request, p: list[str]) -> Any:
-        self.state.faults.configure(req.json())
-        return self.state.faults.snapshot()
-
-    def _clear_faults(self, req: Request, p: list[str]) -> Any:
-        self.state.faults.clear()
-        return self.state.faults.snapshot()
 
     def _list(self, req: Request, p: list[str]) -> Any:
         return [{k: format_value(v) for k, v in r.items()} for r in self.state.live(_sobject(p[0]))]
