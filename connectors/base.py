@@ -120,6 +120,7 @@ class Page:
     api_calls: int
     full_resync: bool = False  # this page belongs to a full resync (sweep unseen records when done)
     retry_after: float = 0.0  # the provider throttled part of the page: fetch the next one no sooner than this
+    progress: float | None = None  # how much of the full pass is done (0..1), when the connector can tell
 
 
 class InvalidValue(ValueError):

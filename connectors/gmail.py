@@ -67,10 +67,12 @@ HISTORY_FIELDS = (
 class _PageBuilder:
     """Observations and rejections gathered for one page."""
 
+    ctx: FetchContext
     observations: list[Observation] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # ids left throttled, for the next page
     retry_after: float = 0.0
+    oldest_received: datetime | None = None  # the listing is newest first: how far back the pass has read
 
     def add_batch(self, result: BatchResult, oldest: datetime) -> list[str]:
         """Map a batch's messages, skipping those received before `oldest`; return the skipped ids."""
@@ -81,6 +83,8 @@ class _PageBuilder:
             if received is not None and received < oldest:
                 skipped.append(message_id)
                 continue
+            if received is not None and (self.oldest_received is None or received < self.oldest_received):
+                self.oldest_received = received
             mapped = map_message(message)
             if mapped.observation is not None:
                 self.observations.append(mapped.observation)
@@ -105,7 +109,14 @@ class _PageBuilder:
 
     def page(self, api: GoogleApi, cursor: JSON, *, done: bool, full_resync: bool) -> Page:
         retry_after = self.retry_after if self.pending else 0.0
-        return Page(self.observations, self.rejections, cursor, done, api.calls, full_resync, retry_after)
+        progress = self.window_read() if full_resync else None
+        return Page(self.observations, self.rejections, cursor, done, api.calls, full_resync, retry_after, progress)
+
+    def window_read(self) -> float | None:
+        """The share of the backfill window read so far, from the oldest message this page reached."""
+        if self.oldest_received is None:
+            return None
+        return (_now(self.ctx) - self.oldest_received) / timedelta(days=self.ctx.backfill_days)
 
 
 def _fetch_messages(api: GoogleApi, ids: Sequence[str]) -> Iterator[BatchResult]:
@@ -130,7 +141,7 @@ def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> P
     A cursor with pending ids fetches those alone, and the listing goes on at the next call.
     """
     oldest = _window_start(ctx)
-    builder = _PageBuilder()
+    builder = _PageBuilder(ctx)
     if cursor is not None and "pending" in cursor:
         history_id, next_token = str(cursor["history_id"]), cursor.get("page_token")
         window_ended = bool(builder.fetch(api, cursor["pending"], oldest, stop_at_window=True))
@@ -181,8 +192,12 @@ def _full_pass_next(
 
 def _window_start(ctx: FetchContext) -> datetime:
     """Mail received before this is outside the backfill window (data minimization), in every phase."""
-    now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
-    return now - timedelta(days=ctx.backfill_days)
+    return _now(ctx) - timedelta(days=ctx.backfill_days)
+
+
+def _now(ctx: FetchContext) -> datetime:
+    """The context's clock as an aware UTC time."""
+    return ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
 
 
 def _history_page(api: GoogleApi, cursor: JSON, ctx: FetchContext) -> Page:
@@ -191,7 +206,7 @@ def _history_page(api: GoogleApi, cursor: JSON, ctx: FetchContext) -> Page:
     A cursor with pending ids fetches those alone; the history id advances once nothing is pending.
     """
     history_id = str(cursor["history_id"])
-    builder = _PageBuilder()
+    builder = _PageBuilder(ctx)
     oldest = _window_start(ctx)
     if "pending" in cursor:
         next_token, latest = cursor.get("page_token"), str(cursor.get("latest_history_id") or history_id)

@@ -154,6 +154,10 @@ class SyncState(Base):
     records_total: Mapped[int] = mapped_column(BigInteger, default=0)
     api_calls_total: Mapped[int] = mapped_column(BigInteger, default=0)
     pages_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    # pages stored in a row that advanced nothing (same cursor, no record): a loop reporting success
+    idle_pages: Mapped[int] = mapped_column(Integer, default=0)
+    throttled_total: Mapped[int] = mapped_column(BigInteger, default=0)  # provider rate-limit answers
+    backfill_progress: Mapped[float | None] = mapped_column(Float, default=None)  # 0..1, the connector's estimate
 
 
 class Activity(Base):

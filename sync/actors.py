@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
+from sync.logs import log_context
 from sync.pipeline import MAX_ATTEMPTS, run_page
 from sync.runtime import Enqueue, get_runtime
 
@@ -12,11 +14,15 @@ SYNC_QUEUE = "sync"
 
 def sync_page(connection_id: int, stream: str, cursor_version: int) -> None:
     """One page job: everything it needs is in the store, the message only names the page."""
-    run_page(get_runtime(), connection_id, stream, cursor_version)
+    message = CurrentMessage.get_current_message()
+    with log_context(job=message.message_id if message is not None else None):
+        run_page(get_runtime(), connection_id, stream, cursor_version)
 
 
 def register_actors(broker: dramatiq.Broker) -> Enqueue:
     """Declare the actors on `broker`; return the function that enqueues a page job."""
+    if not any(isinstance(m, CurrentMessage) for m in broker.middleware):
+        broker.add_middleware(CurrentMessage())  # the job id in every log line of the job
     actor: dramatiq.Actor[[int, str, int], None] = dramatiq.Actor(
         sync_page,
         broker=broker,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +17,17 @@ TOKEN_PATTERN = re.compile(
     r"(?i)(bearer\s+)[\w\-.~+/=]+|ya29\.[\w\-.]+|1//[\w\-.]+|(access_token|refresh_token|code|token)=[^&\s\"']+"
 )
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_CONTEXT: ContextVar[dict[str, object]] = ContextVar("sxsync_log_context", default={})  # noqa: B039 (never mutated)
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add `fields` (org, connection, stream, job…) to every log line written inside the block, by any logger."""
+    token = _CONTEXT.set(_CONTEXT.get() | fields)
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
 
 
 def redact(text: str) -> str:
@@ -31,9 +45,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value if isinstance(value, int | float | bool | type(None)) else redact(str(value))
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        fields = _CONTEXT.get() | extras
+        for key, value in fields.items():
+            entry[key] = value if isinstance(value, int | float | bool | type(None)) else redact(str(value))
         if record.exc_info:
             entry["error"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

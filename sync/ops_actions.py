@@ -23,6 +23,7 @@ from models.tables import Connection, Org, SyncState
 from privacy.audit import record
 from sync.dead_letters import DeadLetter, list_dead_letters
 from sync.dead_letters import requeue_dead_letters as broker_requeue
+from sync.pipeline import new_pass_values
 from sync.runtime import Runtime
 
 log = logging.getLogger("sxsync.ops")
@@ -153,10 +154,8 @@ def resync_stream(
                 update(SyncState)
                 .where(SyncState.id == state.id)
                 .values(
-                    cursor=None,
                     version=version,
-                    generation=SyncState.generation + 1,
-                    in_full_pass=True,
+                    **new_pass_values(),
                     attempts=0,
                     failed=False,
                     last_error=None,

@@ -12,7 +12,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import or_, select, update
@@ -30,6 +30,7 @@ from connectors.base import (
 from connectors.registry import get_connector
 from models.tables import Connection, Org, SyncState
 from sync.ingest import IngestStats, ingest_page, sweep_unseen, target_for
+from sync.logs import log_context
 from sync.runtime import Runtime
 from tokens.access import ReauthRequired, get_access_token
 
@@ -57,6 +58,13 @@ def run_page(rt: Runtime, connection_id: int, stream: str, cursor_version: int) 
         connection = session.get(Connection, connection_id)
     if state is None or connection is None:
         return Outcome("inactive", cursor_version)
+    with log_context(org=connection.org_id, connection=connection_id, stream=stream, source=connection.source):
+        return _run(rt, connection, state, cursor_version)
+
+
+def _run(rt: Runtime, connection: Connection, state: SyncState, cursor_version: int) -> Outcome:
+    """The page job once its state and connection are loaded."""
+    connection_id, stream = connection.id, state.stream
     if connection.status != "active":
         _stop_chain(rt, state.id, error=None)
         return Outcome("inactive", state.version)
@@ -183,14 +191,14 @@ def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, p
         values: dict[str, Any] = {
             "version": state.version + 1,
             "cursor": page.cursor,
-            "last_progress_at": now,
             "attempts": 0,
             "failed": False,
             "last_error": None,
             "records_total": SyncState.records_total + stats.new + stats.changed + stats.deleted,
             "api_calls_total": SyncState.api_calls_total + page.api_calls,
             "pages_total": SyncState.pages_total + 1,
-        }
+            "throttled_total": SyncState.throttled_total + (1 if page.retry_after > 0 else 0),
+        } | _progress(state, page, now)
         if page.done:
             values |= {
                 "running": False,
@@ -232,6 +240,19 @@ def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, p
     return Outcome("committed", version, stats, page.api_calls)
 
 
+def _progress(state: SyncState, page: Page, now: datetime) -> dict[str, Any]:
+    """Checkpoint progress: a page that read nothing and left the cursor as it was is idle (the chain is alive,
+    its stored page still counts for the reconciler, but `idle_pages` grows and stall detection sees a loop)."""
+    read = len(page.observations) + len(page.rejections)
+    values: dict[str, Any] = {}
+    if state.in_full_pass and page.progress is not None:
+        values["backfill_progress"] = max(0.0, min(1.0, page.progress))
+    values["last_progress_at"] = now
+    if read or page.done or page.cursor != state.cursor:
+        return values | {"idle_pages": 0}
+    return values | {"idle_pages": SyncState.idle_pages + 1}
+
+
 def _send_next(rt: Runtime, connection_id: int, stream: str, version: int, delay: float = 0.0) -> None:
     """Enqueue the page at `version` (after `delay` seconds) and remember that we did."""
     rt.send(connection_id, stream, version, delay)
@@ -247,6 +268,16 @@ def _send_next(rt: Runtime, connection_id: int, stream: str, version: int, delay
         )
 
 
+def new_pass_values() -> dict[str, Any]:
+    """The columns that start a stream's new full pass: no cursor, a new generation, progress from zero."""
+    return {
+        "cursor": None,
+        "generation": SyncState.generation + 1,
+        "in_full_pass": True,
+        "backfill_progress": None,
+    }
+
+
 def _restart_full_pass(rt: Runtime, state_id: int, owner: str, version: int, why: str) -> int | None:
     """An expired cursor: start a new full pass (new generation); its end sweeps what it did not see."""
     with rt.writes.begin() as session:
@@ -254,10 +285,8 @@ def _restart_full_pass(rt: Runtime, state_id: int, owner: str, version: int, why
             update(SyncState)
             .where(SyncState.id == state_id, SyncState.version == version, SyncState.lease_owner == owner)
             .values(
-                cursor=None,
                 version=version + 1,
-                generation=SyncState.generation + 1,
-                in_full_pass=True,
+                **new_pass_values(),
                 lease_owner=None,
                 lease_until=None,
                 last_error=f"cursor expired, full resync: {why}"[:500],
@@ -273,7 +302,12 @@ def _hold(rt: Runtime, state_id: int, owner: str, delay: float, why: str) -> Non
         session.execute(
             update(SyncState)
             .where(SyncState.id == state_id, SyncState.lease_owner == owner)
-            .values(lease_owner=None, lease_until=rt.clock() + timedelta(seconds=delay), last_error=why[:500])
+            .values(
+                lease_owner=None,
+                lease_until=rt.clock() + timedelta(seconds=delay),
+                last_error=why[:500],
+                throttled_total=SyncState.throttled_total + 1,
+            )
         )
 
 

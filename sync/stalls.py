@@ -1,9 +1,10 @@
 """Stall detection: a stream that has work but whose checkpoint stopped advancing.
 
 A running stream of an active connection is `stalled` when its checkpoint has not advanced over
-`attempts` tries (each failed page counts one; a stored page resets the count) or for `minutes`
-(no page stored, whatever the jobs report: waiting on a provider's quota, a lost message the
-scheduler is not resending, a worker stuck inside one page). A failed stream is `failed`, not
+`attempts` tries (each failed page counts one; a stored page resets the count), over `idle_pages`
+pages stored in a row that read nothing and left the cursor where it was (a sync that loops while
+reporting success), or for `minutes` (no progress, whatever the jobs report: waiting on a provider's
+quota, a lost message the scheduler is not resending, a worker stuck inside one page). A failed stream is `failed`, not
 stalled: it no longer has a job trying. The same rule is one SQL clause (for counts at scale) and
 one Python function (for rows already loaded), so the dashboard, `/metrics` and `sxsync status` agree.
 """
@@ -24,10 +25,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class StallRule:
-    """The thresholds: N attempts without a stored page, or M minutes without one."""
+    """The thresholds: N attempts without a stored page, K idle pages in a row, or M minutes without progress."""
 
     attempts: int = 3
     minutes: float = 30.0
+    idle_pages: int = 5
 
 
 DEFAULT_RULE = StallRule()
@@ -55,6 +57,7 @@ def stalled_clause(now: datetime, rule: StallRule = DEFAULT_RULE) -> ColumnEleme
         SyncState.failed.is_(False),
         or_(
             SyncState.attempts >= rule.attempts,
+            SyncState.idle_pages >= rule.idle_pages,
             func.coalesce(SyncState.last_progress_at, EPOCH) < quiet_since,
         ),
     )
@@ -70,6 +73,8 @@ class StreamLike(Protocol):
     @property
     def attempts(self) -> int: ...
     @property
+    def idle_pages(self) -> int: ...
+    @property
     def last_progress_at(self) -> datetime | None: ...
 
 
@@ -81,6 +86,8 @@ def stall_reason(
         return None
     if state.attempts >= rule.attempts:
         return f"{state.attempts} attempts without storing a page"
+    if state.idle_pages >= rule.idle_pages:
+        return f"looping: {state.idle_pages} pages stored without advancing the checkpoint"
     last = state.last_progress_at or EPOCH
     if last < now - timedelta(minutes=rule.minutes):
         minutes = int((now - last).total_seconds() // 60)

@@ -74,7 +74,7 @@ class StoreFigures:
     """What the store says, in a few aggregate queries."""
 
     connections: dict[str, int]  # by connection status
-    by_source: dict[str, tuple[int, int, int]]  # source -> (records, api calls, pages)
+    by_source: dict[str, tuple[int, int, int, int]]  # source -> (records, api calls, pages, throttled)
     lag: dict[str, float]  # provider -> worst lag of an active connection's stream, seconds
     failing: int  # streams failed, or retrying after a failed page
     failed: int
@@ -84,17 +84,17 @@ class StoreFigures:
     @property
     def records(self) -> int:
         """All records synced."""
-        return sum(r for r, _, _ in self.by_source.values())
+        return sum(r for r, _, _, _ in self.by_source.values())
 
     @property
     def pages(self) -> int:
         """All pages stored."""
-        return sum(p for _, _, p in self.by_source.values())
+        return sum(p for _, _, p, _ in self.by_source.values())
 
     @property
     def api_calls(self) -> int:
         """All provider API calls."""
-        return sum(a for _, a, _ in self.by_source.values())
+        return sum(a for _, a, _, _ in self.by_source.values())
 
 
 def store_figures(session: Session, now: datetime, rule: StallRule = DEFAULT_RULE) -> StoreFigures:
@@ -103,13 +103,14 @@ def store_figures(session: Session, now: datetime, rule: StallRule = DEFAULT_RUL
     for status, count in session.execute(select(Connection.status, func.count()).group_by(Connection.status)):
         connections[status] = int(count)
     by_source = {
-        source: (int(records or 0), int(calls or 0), int(pages or 0))
-        for source, records, calls, pages in session.execute(
+        source: (int(records or 0), int(calls or 0), int(pages or 0), int(throttled or 0))
+        for source, records, calls, pages, throttled in session.execute(
             select(
                 Connection.source,
                 func.sum(SyncState.records_total),
                 func.sum(SyncState.api_calls_total),
                 func.sum(SyncState.pages_total),
+                func.sum(SyncState.throttled_total),
             )
             .join(Connection, Connection.id == SyncState.connection_id)
             .group_by(Connection.source)
@@ -201,11 +202,17 @@ class _Families(Collector):
         )
         calls = CounterMetricFamily("sxsync_api_calls", "Provider API calls.", labels=["source"])
         pages = CounterMetricFamily("sxsync_pages_synced", "Pages stored.", labels=["source"])
-        for source, (r, a, p) in sorted(self.store.by_source.items()):
+        throttled = CounterMetricFamily(
+            "sxsync_api_throttled",
+            "Provider rate-limit answers (429, 403 limit, 503) that made a page wait.",
+            labels=["source"],
+        )
+        for source, (r, a, p, t) in sorted(self.store.by_source.items()):
             records.add_metric([source], r)
             calls.add_metric([source], a)
             pages.add_metric([source], p)
-        yield from (records, calls, pages)
+            throttled.add_metric([source], t)
+        yield from (records, calls, pages, throttled)
 
         yield CounterMetricFamily("sxsync_token_refreshes", "Access-token refreshes.", value=self.tokens.refreshes)
         yield CounterMetricFamily(

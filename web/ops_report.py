@@ -63,6 +63,7 @@ class _Row:
     running: bool
     failed: bool
     attempts: int
+    idle_pages: int
     in_full_pass: bool
     last_success_at: datetime | None
     last_progress_at: datetime | None
@@ -70,6 +71,8 @@ class _Row:
     records_total: int
     api_calls_total: int
     pages_total: int
+    throttled_total: int
+    backfill_progress: float | None
     connection_status: str
     provider: str
     source: str
@@ -85,6 +88,7 @@ _COLUMNS = (
     SyncState.running,
     SyncState.failed,
     SyncState.attempts,
+    SyncState.idle_pages,
     SyncState.in_full_pass,
     SyncState.last_success_at,
     SyncState.last_progress_at,
@@ -92,6 +96,8 @@ _COLUMNS = (
     SyncState.records_total,
     SyncState.api_calls_total,
     SyncState.pages_total,
+    SyncState.throttled_total,
+    SyncState.backfill_progress,
     Connection.status.label("connection_status"),
     Connection.provider,
     Connection.source,
@@ -131,6 +137,23 @@ def stream_word(row: _Row, now: datetime, rule: StallRule = DEFAULT_RULE) -> tup
     return "idle", None
 
 
+def stream_backfill_percent(row: _Row) -> int | None:
+    """How far the stream's full pass is, as its connector estimates it (None when it cannot tell)."""
+    if not row.in_full_pass:
+        return 100
+    if row.backfill_progress is None:
+        return None
+    return min(99, int(100 * row.backfill_progress))
+
+
+def connection_backfill_percent(streams: list[StreamView]) -> int | None:
+    """The mean over the connection's streams; unknown while any stream in a full pass has no count."""
+    known = [st.backfill_percent for st in streams]
+    if any(p is None for p in known) or not known:
+        return None
+    return sum(p for p in known if p is not None) // len(known)
+
+
 @dataclass(slots=True)
 class StreamView:
     """One stream of a connection as shown (times stay datetimes until serialized)."""
@@ -144,6 +167,8 @@ class StreamView:
     last_success_at: datetime | None
     in_full_pass: bool
     last_error: str | None
+    throttled: int = 0
+    backfill_percent: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -157,6 +182,8 @@ class StreamView:
             "last_success_at": iso(self.last_success_at) if self.last_success_at else None,
             "in_full_pass": self.in_full_pass,
             "last_error": self.last_error,
+            "throttled": self.throttled,
+            "backfill_percent": self.backfill_percent,
         }
 
 
@@ -178,6 +205,7 @@ class ConnectionView:
     api_calls: int = 0
     pages: int = 0
     retries: int = 0
+    throttled: int = 0
     backfill_percent: int | None = None
     last_error: str | None = None
     stall_reason: str | None = None
@@ -201,6 +229,7 @@ class ConnectionView:
             "api_calls": self.api_calls,
             "pages": self.pages,
             "retries": self.retries,
+            "throttled": self.throttled,
             "backfill_percent": self.backfill_percent,
             "last_error": self.last_error,
             "stall_reason": self.stall_reason,
@@ -252,6 +281,7 @@ def connection_views(rows: list[_Row], now: datetime, rule: StallRule = DEFAULT_
         view.api_calls += int(row.api_calls_total or 0)
         view.pages += int(row.pages_total or 0)
         view.retries += int(row.attempts or 0)
+        view.throttled += int(row.throttled_total or 0)
         view.streams.append(
             StreamView(
                 row.stream,
@@ -263,6 +293,8 @@ def connection_views(rows: list[_Row], now: datetime, rule: StallRule = DEFAULT_
                 row.last_success_at,
                 bool(row.in_full_pass),
                 error,
+                int(row.throttled_total or 0),
+                stream_backfill_percent(row),
             )
         )
     for view in views.values():
@@ -270,7 +302,7 @@ def connection_views(rows: list[_Row], now: datetime, rule: StallRule = DEFAULT_
         view.last_success_at = None if any(s is None for s in seen) else min(s for s in seen if s is not None)
         since = view.last_success_at or created[view.id]
         view.lag_seconds = round(max(0.0, (now - since).total_seconds()), 1)
-        view.backfill_percent = 100 if all(not st.in_full_pass for st in view.streams) else None
+        view.backfill_percent = connection_backfill_percent(view.streams)
     return sorted(views.values(), key=lambda v: (SEVERITY.get(v.status, len(SEVERITY)), -(v.lag_seconds or 0.0), v.id))
 
 

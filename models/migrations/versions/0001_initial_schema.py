@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 23:00:40.226607
+Create Date: 2026-11-24 23:50:19.536471
 """
 
 from __future__ import annotations
@@ -329,6 +329,9 @@ def upgrade() -> None:
     sa.Column('records_total', sa.BigInteger(), nullable=False),
     sa.Column('api_calls_total', sa.BigInteger(), nullable=False),
     sa.Column('pages_total', sa.BigInteger(), nullable=False),
+    sa.Column('idle_pages', sa.Integer(), nullable=False),
+    sa.Column('throttled_total', sa.BigInteger(), nullable=False),
+    sa.Column('backfill_progress', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
