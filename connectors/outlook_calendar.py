@@ -5,17 +5,32 @@ tokens; once `renew_after` passes, the next page starts a fresh full pass with a
 new date (Graph cannot slide a round's window). Occurrences are keyed by their series master's
 iCalUId, fetched with $batch GETs of /me/events/{id} (20 per call) for the masters a page mentions.
 
-Cursor: connectors.graph_delta's, plus "renew_after" (ISO UTC) when a round has begun.
+Cursor, stored verbatim by the sync layer: connectors.graph_delta's, plus "renew_after" (ISO UTC):
+  {"phase": P, "link": L, "renew_after": R}
+Master lookups Graph throttles (a part answered 429/503, or the whole $batch call) do not lose the
+page's progress: no further $batch is sent, and the page comes back with no observations, `retry_after`
+set, and a cursor that GETs the same page again, keeping the iCalUIds already resolved for it:
+  {"phase": P, "link": L, "renew_after": R, "masters": {master id: iCalUId}}
+      L is the throttled page's own link (for a round's first page, the initial request with its
+      window), which Graph serves again; the retry asks only for the other masters, then emits the
+      whole page once. "masters" holds only masters that page mentions (at most a page's worth), and
+      the next page's cursor drops it. A retry due for renewal starts the new round (masters dropped).
+A try that resolves no master raises RateLimited instead: the cursor handed in is retried as it is.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from requests.structures import CaseInsensitiveDict
 
 from connectors.base import (
     JSON,
     ConnectorError,
+    CursorExpired,
     Deletion,
     FetchContext,
     Observation,
@@ -23,8 +38,8 @@ from connectors.base import (
     RateLimited,
     Rejection,
 )
-from connectors.graph_delta import fetch_delta
-from connectors.graph_http import BATCH_LIMIT, GraphClient, me_address, open_graph, read_error
+from connectors.graph_delta import DeltaPage, fetch_delta
+from connectors.graph_http import BATCH_LIMIT, GraphClient, GraphError, me_address, open_graph, read_error
 from connectors.outlook_calendar_mapping import SOURCE, map_event
 
 name: str = SOURCE
@@ -34,6 +49,15 @@ scopes: tuple[str, ...] = ("Calendars.Read", "User.Read")
 FUTURE_DAYS = 180
 RENEW_DAYS = 30
 _STAMP = "%Y-%m-%dT%H:%M:%SZ"
+_LOOKUP = "graph $batch events.get"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The masters' iCalUIds one page resolved, and the throttle that stopped it early (if any)."""
+
+    found: dict[str, str] = field(default_factory=dict)
+    throttled: RateLimited | None = None
 
 
 def _now(ctx: FetchContext) -> datetime:
@@ -49,43 +73,91 @@ def _start(ctx: FetchContext) -> tuple[str, dict[str, str]]:
     return "me/calendarView/delta", window
 
 
-def series_masters(client: GraphClient, ids: list[str]) -> dict[str, str]:
-    """{series master id: its iCalUId} by $batch (20 per call); a master that cannot be read is left out."""
+def _part_error(answer: JSON) -> GraphError:
+    """A $batch part's error as Graph states it, its Retry-After read from the part's own headers."""
+    status, body = int(answer.get("status") or 0), answer.get("body")
+    text = json.dumps(body) if isinstance(body, (dict, list)) else str(body or "")
+    return read_error(status, CaseInsensitiveDict(answer.get("headers") or {}), text)
+
+
+def _read_chunk(chunk: list[str], answers: dict[str, JSON]) -> tuple[dict[str, str], list[GraphError]]:
+    """One batch's iCalUIds by master id, and its throttled parts' errors (other failures are left out)."""
+    found: dict[str, str] = {}
+    throttled: list[GraphError] = []
+    for n, master_id in enumerate(chunk):
+        answer = answers.get(str(n), {})
+        body = answer.get("body")
+        if answer.get("status") == 200 and isinstance(body, dict) and isinstance(body.get("iCalUId"), str):
+            found[master_id] = body["iCalUId"]
+            continue
+        error = _part_error(answer)
+        if isinstance(error.exception(_LOOKUP), RateLimited):
+            throttled.append(error)
+    return found, throttled
+
+
+def _throttle(errors: list[GraphError], parts: int) -> RateLimited:
+    """One RateLimited for a batch's throttled parts, asking for the longest wait any of them gave."""
+    worst = max(errors, key=lambda e: e.retry_after)
+    text = f"{_LOOKUP}: HTTP {worst.status}: {worst.message} ({len(errors)} of {parts} parts)"
+    return RateLimited(text, worst.retry_after)
+
+
+def series_masters(client: GraphClient, ids: list[str]) -> Lookup:
+    """{series master id: its iCalUId} by $batch (20 per call); a master that cannot be read is left out.
+
+    A batch with throttled parts (or throttled whole) is the last one sent: a later one would come
+    before its Retry-After. What was resolved so far is kept, with the throttle.
+    """
     found: dict[str, str] = {}
     for first in range(0, len(ids), BATCH_LIMIT):
         chunk = ids[first : first + BATCH_LIMIT]
         parts = [{"id": str(n), "method": "GET", "url": f"/me/events/{i}?$select=iCalUId"} for n, i in enumerate(chunk)]
-        answers = client.batch(parts, "graph $batch events.get")
-        for n, master_id in enumerate(chunk):
-            answer = answers.get(str(n), {})
-            status, body = int(answer.get("status") or 0), answer.get("body")
-            if status in (429, 503):
-                text = json.dumps(body) if isinstance(body, (dict, list)) else str(body or "")
-                error = read_error(status, answer.get("headers") or {}, text)
-                raise RateLimited(f"graph $batch events.get: HTTP {status}: {error.message}", error.retry_after)
-            if status == 200 and isinstance(body, dict) and isinstance(body.get("iCalUId"), str):
-                found[master_id] = body["iCalUId"]
-    return found
+        try:
+            answers = client.batch(parts, _LOOKUP)
+        except RateLimited as exc:
+            return Lookup(found, exc)
+        resolved, throttled = _read_chunk(chunk, answers)
+        found.update(resolved)
+        if throttled:
+            return Lookup(found, _throttle(throttled, len(chunk)))
+    return Lookup(found)
 
 
-def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
-    """The page after `cursor` (None, or a window due for renewal, starts a full pass)."""
-    if stream not in streams:
-        raise ConnectorError(f"outlook_calendar has no stream {stream!r}; it has {streams}")
+def _current(cursor: JSON | None, ctx: FetchContext) -> JSON | None:
+    """The cursor to go on from: None when a round starts (none yet, or an incremental window due to move)."""
     renew_after = cursor.get("renew_after") if cursor is not None else None
     due = isinstance(renew_after, str) and _now(ctx).strftime(_STAMP) >= renew_after
     if cursor is not None and cursor.get("phase") == "incremental" and due:
-        cursor = None  # the window is due to move: a new round, a new window
-    keep = {
-        "renew_after": renew_after if cursor is not None else (_now(ctx) + timedelta(days=RENEW_DAYS)).strftime(_STAMP)
-    }
-    client = open_graph(ctx)
-    try:
-        delta = fetch_delta(client, cursor, _start(ctx), "graph calendarView/delta", keep)
-        wanted = sorted({str(e["seriesMasterId"]) for e in delta.items if isinstance(e.get("seriesMasterId"), str)})
-        masters = series_masters(client, wanted) if wanted else {}
-    finally:
-        client.close()
+        return None  # the window is due to move: a new round, a new window
+    return cursor
+
+
+def _keep(cursor: JSON | None, ctx: FetchContext) -> JSON:
+    """What this stream adds to graph_delta's cursor: the round's renewal time, set as the round begins."""
+    if cursor is not None:
+        return {"renew_after": cursor.get("renew_after")}
+    return {"renew_after": (_now(ctx) + timedelta(days=RENEW_DAYS)).strftime(_STAMP)}
+
+
+def _known(cursor: JSON | None) -> dict[str, str]:
+    """The iCalUIds an earlier, throttled try of this page resolved; a map this module did not write expires."""
+    known = {} if cursor is None else cursor.get("masters", {})
+    if not isinstance(known, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in known.items()):
+        raise CursorExpired("outlook_calendar cursor not understood: masters is not a map of ids to iCalUIds")
+    return {str(k): str(v) for k, v in known.items()}
+
+
+def _again(client: GraphClient, cursor: JSON | None, ctx: FetchContext, keep: JSON) -> JSON:
+    """A cursor that GETs the page `cursor` led to once more (a round's first page: its initial request)."""
+    if cursor is None:
+        path, window = _start(ctx)
+        return {**keep, "phase": "full", "link": f"{client.url(path)}?{urlencode(window)}"}
+    return {**keep, "phase": cursor["phase"], "link": cursor["link"]}
+
+
+def _mapped(delta: DeltaPage, masters: dict[str, str], calls: int) -> Page:
+    """The whole page mapped, each occurrence keyed by its master's iCalUId when it could be read."""
     observations: list[Observation] = [Deletion(SOURCE, i) for i in delta.removed]
     rejections: list[Rejection] = []
     for event in delta.items:
@@ -93,7 +165,31 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
         if observation is not None:
             observations.append(observation)
         rejections.extend(rejected)
-    return Page(observations, rejections, delta.cursor, delta.done, client.calls, delta.full_resync)
+    return Page(observations, rejections, delta.cursor, delta.done, calls, delta.full_resync)
+
+
+def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
+    """The page after `cursor` (None, or a window due for renewal, starts a full pass); see the module docstring."""
+    if stream not in streams:
+        raise ConnectorError(f"outlook_calendar has no stream {stream!r}; it has {streams}")
+    cursor = _current(cursor, ctx)
+    known, keep = _known(cursor), _keep(cursor, ctx)
+    client = open_graph(ctx)
+    try:
+        delta = fetch_delta(client, cursor, _start(ctx), "graph calendarView/delta", keep)
+        wanted = sorted({str(e["seriesMasterId"]) for e in delta.items if isinstance(e.get("seriesMasterId"), str)})
+        lookup = series_masters(client, [i for i in wanted if i not in known])
+        again = _again(client, cursor, ctx, keep)
+    finally:
+        client.close()
+    masters = {**{i: known[i] for i in wanted if i in known}, **lookup.found}
+    if lookup.throttled is None:
+        return _mapped(delta, masters, client.calls)
+    if not lookup.found:
+        raise lookup.throttled  # no progress to keep: the cursor handed in is as good as any
+    return Page(
+        [], [], {**again, "masters": masters}, False, client.calls, delta.full_resync, lookup.throttled.retry_after
+    )
 
 
 def whoami(ctx: FetchContext) -> str:

@@ -99,10 +99,14 @@ class MicrosoftApp:
         fault = state.faults.draw("request", kind)
         resp = fault_response(fault) if fault is not None else serve()
         state.stats.status(resp.status)
+        self._note_retry(client, resp)
+        return resp
+
+    def _note_retry(self, client: str, resp: Response) -> None:
+        """Remember a Retry-After sent to `client` (answer or part): Graph throttles a mailbox, not a request."""
         retry = resp.header("Retry-After")
         if retry is not None and retry.isdigit():
-            state.faults.note_retry_after(client, int(retry))
-        return resp
+            self.state.faults.note_retry_after(client, int(retry))
 
     def _identity(self, req: Request, kind: str, tenant: str) -> Response:
         identity, base = self.state.identity, microsoft_oauth.issuer_base(req, MOUNT)
@@ -136,13 +140,15 @@ class MicrosoftApp:
         return self._serve(req, kind, arg, access)
 
     def _part(self, sub: Request, access: Access) -> Response:
-        """One request of a batch: same routes, per-part faults, no nested batch."""
+        """One request of a batch: same routes, no nested batch, per-part faults binding the whole client."""
         route = graph_kind(sub.path)
         if route is None or route[0] == "batch":
             return graph_api.graph_error(400, "BadRequest", f"Unsupported request in a batch: {sub.path}")
         fault = self.state.faults.draw("part", route[0])
         if fault is not None:
-            return fault_response(fault)
+            resp = fault_response(fault)
+            self._note_retry(access.user, resp)
+            return resp
         self.state.stats.op(route[0], access.user)
         return self._serve(sub, route[0], route[1], access)
 

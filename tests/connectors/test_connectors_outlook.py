@@ -29,6 +29,7 @@ from connectors.base import (
 from connectors.emails import normalize_email
 from connectors.gmail_mapping import dedupe_key as gmail_dedupe_key
 from connectors.gmail_mapping import headers_of
+from connectors.graph_http import BATCH_LIMIT
 from connectors.registry import get_connector
 from models.settings import ProviderSettings
 from sandbox.graph_mailgen import iso
@@ -330,11 +331,18 @@ def test_calendar_window_renewal_starts_a_full_pass(sandbox: Sandbox) -> None:
     assert page.full_resync and page.cursor["renew_after"] > cursor["renew_after"]
 
 
-def test_calendar_batch_throttling_is_rate_limited(sandbox: Sandbox) -> None:
-    user = "carol@acme.test"
-    sandbox.microsoft.faults.fail_next(1, "429", retry_after=11, scope="part", endpoints=["event_get"])
-    with pytest.raises(RateLimited) as caught:
-        full_pass(outlook_calendar, "events", ctx_for(sandbox, user))
+def test_calendar_batch_throttling_keeps_progress_or_is_rate_limited(sandbox: Sandbox) -> None:
+    ctx = ctx_for(sandbox, "carol@acme.test")
+    faults = sandbox.microsoft.faults
+    faults.fail_next(1, "429", retry_after=11, scope="part", endpoints=["event_get"])
+    first = outlook_calendar.fetch_page("events", None, ctx)
+    assert first.retry_after == 11 and first.observations == [] and first.cursor["masters"]
+    pages, _ = full_pass(outlook_calendar, "events", ctx, first.cursor)
+    unthrottled, _ = full_pass(outlook_calendar, "events", ctx)
+    assert sorted(ids_of(pages)) == sorted(ids_of(unthrottled))
+    faults.fail_next(BATCH_LIMIT, "429", retry_after=11, scope="part", endpoints=["event_get"])
+    with pytest.raises(RateLimited) as caught:  # no master resolved: nothing to keep
+        full_pass(outlook_calendar, "events", ctx)
     assert caught.value.retry_after == 11
 
 
