@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -96,6 +96,9 @@ class PersonObservation:
     company: str | None = None  # the company (account) name, when the source has one
     merged_from: tuple[str, ...] = ()
     kind: str = "contact"
+    # the stream that owns the record when another one re-sends it (a renamed company re-sending its
+    # contacts): only the owner's full pass may sweep it, so the re-send leaves its stream and generation
+    owner_stream: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,11 @@ class Deletion:
 
 
 Observation = ActivityObservation | PersonObservation | Deletion
+
+
+def owned_by(stream: str, observations: list[Observation]) -> list[Observation]:
+    """Person records re-sent on behalf of `stream` (their owner), the rest as they are."""
+    return [replace(o, owner_stream=stream) if isinstance(o, PersonObservation) else o for o in observations]
 
 
 @dataclass(frozen=True)

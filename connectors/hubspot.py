@@ -1,28 +1,30 @@
 """HubSpot as a source: owners, contacts, and the calls, meetings and logged emails between them.
 
 Streams: `owners` (users, referenced by activities as "hubspot:owner:<id>"), `contacts` (people and the
-emails and phones that tie them; merges become Deletions plus `merged_from`), `calls`, `meetings` and
-`emails` (activities owned by an owner, associated with contacts). Companies are not a stream: nothing
-in the network is a company record, so a contact's company name comes with the contact (its `company`
-text, else its associated company's name from a batch read).
+emails and phones that tie them; merges become Deletions plus `merged_from`), `companies`, `calls`,
+`meetings` and `emails` (activities owned by an owner, associated with contacts). Nothing in the network
+is a company record: a contact's company name comes with the contact (its `company` text, else its
+associated company's name from a batch read), and the `companies` stream re-sends the contacts of a
+company modified later, so a renamed company reaches contacts that were not themselves modified.
 
 Scopes: the CRM read scopes for these objects, `oauth` (every HubSpot app has it) and
 `sales-email-read`, without which HubSpot withholds a logged email's Message-ID (and subject) - and the
 Message-ID is what makes the CRM copy of an email the same activity as the mailbox copy.
-See hubspot_crm (search walk, cursor, call counts) and hubspot_owners for the cursors.
+See hubspot_crm (search walk, cursor, call counts), hubspot_companies and hubspot_owners for the cursors.
 """
 
 from __future__ import annotations
 
 from connectors.base import JSON, ConnectorError, FetchContext, Page, Unauthorized
 from connectors.emails import InvalidAddress, normalize_email
+from connectors.hubspot_companies import fetch_companies_page
 from connectors.hubspot_crm import STREAMS, fetch_crm_page
 from connectors.hubspot_http import HubspotApi
 from connectors.hubspot_owners import fetch_owners_page
 
 name: str = "hubspot"
 provider: str = "hubspot"
-streams: tuple[str, ...] = ("owners", "contacts", "calls", "meetings", "emails")
+streams: tuple[str, ...] = ("owners", "contacts", "companies", "calls", "meetings", "emails")
 scopes: tuple[str, ...] = (
     "oauth",
     "crm.objects.owners.read",
@@ -36,9 +38,11 @@ scopes: tuple[str, ...] = (
 
 
 def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
-    """The page after `cursor` (None starts a full pass); see hubspot_crm / hubspot_owners for cursors."""
+    """The page after `cursor` (None starts a full pass); see hubspot_crm / _companies / _owners for cursors."""
     if stream == "owners":
         return fetch_owners_page(cursor, ctx)
+    if stream == "companies":
+        return fetch_companies_page(cursor, ctx)
     if stream in STREAMS:
         return fetch_crm_page(stream, cursor, ctx)
     raise ConnectorError(f"hubspot has no stream {stream!r}; it has {streams}")

@@ -10,6 +10,9 @@ their contacts from one v4 association batch (up to 1,000 ids) per page, so a 50
 inline associations, and about 51 per 10,000 contacts against 100. One code path serves both passes,
 and a record modified during the pass moves later in the walk instead of being skipped.
 
+`results`, `read_associations`, `read_by_ids` and `map_contacts` also serve the companies stream
+(hubspot_companies), which re-sends contacts exactly as this module maps them.
+
 Cursor (JSON, stored verbatim):
   {"v": 1, "phase": "scan", "full": F, "scan": {...Scan...}, "archived_since": MS}   walking
   {"v": 1, "phase": "archived", "full": false, "scan": {...}, "archived_since": MS,
@@ -25,7 +28,16 @@ from typing import Any
 
 from connectors.base import JSON, ConnectorError, CursorExpired, Deletion, FetchContext, Page
 from connectors.hubspot_http import HubspotApi, Reply
-from connectors.hubspot_mapping import ENGAGEMENTS, SOURCE, Mapped, engagement_id, map_contact, map_engagement, text
+from connectors.hubspot_mapping import (
+    ENGAGEMENTS,
+    SOURCE,
+    Mapped,
+    engagement_id,
+    map_contact,
+    map_engagement,
+    props,
+    text,
+)
 from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, record_id, step
 
 CURSOR_VERSION = 1
@@ -33,8 +45,8 @@ OVERLAP_MS = 60_000  # search indexes lag writes by seconds: each run re-reads t
 CLOCK_SKEW_MS = 300_000  # the archived window opens this long before the server's clock at a run's start
 ARCHIVED_PAGE = 100
 ASSOCIATION_BATCH = 1000
-COMPANY_BATCH = 100
-MAX_FOLLOW_UPS = 50  # association pages beyond the first, per page (a contact list over 500 is rare)
+BATCH_READ = 100
+MAX_FOLLOW_UPS = 50  # association calls beyond the first ones, per page (a contact list over 500 is rare)
 
 
 @dataclass(frozen=True)
@@ -109,71 +121,91 @@ class CrmCursor:
         return CrmCursor("scan", False, start, self.archived_since)
 
 
-def _results(reply: Reply, what: str) -> list[Record]:
-    results = reply.body.get("results")
-    if not isinstance(results, list):
+def results(reply: Reply, what: str) -> list[Record]:
+    """The answer's `results` records; an answer without that list is a provider error."""
+    found = reply.body.get("results")
+    if not isinstance(found, list):
         raise ConnectorError(f"{what}: the answer has no results list")
-    return [r for r in results if isinstance(r, Mapping)]
+    return [r for r in found if isinstance(r, Mapping)]
 
 
-def _associated_contacts(api: HubspotApi, object_type: str, ids: Sequence[str]) -> dict[str, list[str]]:
-    """Contact ids associated with each record, from v4 batch reads (each record's list paged by 500)."""
-    found: dict[str, list[str]] = {i: [] for i in ids}
-    pending: list[JSON] = [{"id": i} for i in ids]
-    asked: set[tuple[str, str]] = set()
-    for _ in range(len(ids) // ASSOCIATION_BATCH + 1 + MAX_FOLLOW_UPS):
-        if not pending:
-            return found
+def read_associations(
+    api: HubspotApi, object_type: str, inputs: Sequence[JSON], enough: int | None = None
+) -> tuple[dict[str, list[str]], list[JSON]]:
+    """Contact ids per record (v4 batch reads, 1,000 inputs a call) and the inputs left once `enough` are in."""
+    found: dict[str, list[str]] = {str(i["id"]): [] for i in inputs}
+    pending = list(inputs)
+    asked = {(str(i["id"]), str(i["after"])) for i in inputs if i.get("after")}
+    what = f"hubspot {object_type}->contacts associations"
+    count, calls = 0, len(inputs) // ASSOCIATION_BATCH + 1 + MAX_FOLLOW_UPS
+    while pending and (enough is None or count < enough):
+        if calls == 0:
+            raise ConnectorError(f"{what}: too many association pages in one page")
+        calls -= 1
         chunk, pending = pending[:ASSOCIATION_BATCH], pending[ASSOCIATION_BATCH:]
-        what = f"hubspot {object_type}->contacts associations"
         reply = api.call(what, api.associations.get_page, object_type, "contacts", {"inputs": chunk})
-        for result in _results(reply, what):
+        for result in results(reply, what):
             source = str((result.get("from") or {}).get("id", ""))
             for target in result.get("to") or ():
                 if isinstance(target, Mapping) and source in found:
                     found[source].append(str(target.get("toObjectId", "")))
+                    count += 1
             after = ((result.get("paging") or {}).get("next") or {}).get("after")
             if after:
                 if (source, str(after)) in asked:
                     raise ConnectorError(f"{what}: repeated page token for {source}")
                 asked.add((source, str(after)))
                 pending.append({"id": source, "after": str(after)})
-    raise ConnectorError(f"hubspot {object_type} associations: too many association pages in one page")
+    return found, pending
 
 
-def _company_names(api: HubspotApi, contacts: Sequence[Record]) -> dict[str, str]:
-    """Names of the companies of contacts whose own `company` text is empty (batch reads of 100)."""
+def read_by_ids(api: HubspotApi, object_type: str, ids: Sequence[str], properties: Sequence[str]) -> list[Record]:
+    """Live records by id, 100 a batch read; ids HubSpot does not find (archived, gone) are left out."""
+    found: list[Record] = []
+    what = f"hubspot {object_type} batch read"
+    for start in range(0, len(ids), BATCH_READ):
+        chunk = [{"id": i} for i in ids[start : start + BATCH_READ]]
+        body: JSON = {"inputs": chunk, "properties": list(properties), "propertiesWithHistory": []}
+        found += results(api.call(what, api.batch.read, object_type, body, archived=False), what)
+    return found
+
+
+def _company_names(api: HubspotApi, contacts: Sequence[Record], known: Mapping[str, str | None]) -> dict[str, str]:
+    """Company names for contacts without `company` text: `known` (just searched) ones are not read again."""
     wanted = sorted(
         {
             cid
             for c in contacts
-            if text((c.get("properties") or {}).get("company")) is None
-            and (cid := text((c.get("properties") or {}).get("associatedcompanyid"))) is not None
+            if text(props(c).get("company")) is None
+            and (cid := text(props(c).get("associatedcompanyid"))) is not None
             and cid.isdigit()
         }
+        - set(known)
     )
-    names: dict[str, str] = {}
-    for start in range(0, len(wanted), COMPANY_BATCH):
-        body = {"inputs": [{"id": i} for i in wanted[start : start + COMPANY_BATCH]], "properties": ["name"]}
-        body["propertiesWithHistory"] = []
-        reply = api.call("hubspot companies batch read", api.batch.read, "companies", body, archived=False)
-        for company in _results(reply, "hubspot companies batch read"):
-            name = text((company.get("properties") or {}).get("name"))
-            if name is not None:
-                names[record_id(company)] = name
+    names = {cid: name for cid, name in known.items() if name is not None}
+    for company in read_by_ids(api, "companies", wanted, ("name",)):
+        name = text(props(company).get("name"))
+        if name is not None:
+            names[record_id(company)] = name
     return names
 
 
-def _map(api: HubspotApi, stream: str, records: list[Record]) -> Mapped:
+def map_contacts(api: HubspotApi, contacts: Sequence[Record], known: Mapping[str, str | None]) -> Mapped:
+    """Contacts as the contacts stream emits them, so any stream re-sending one writes the same record."""
     out = Mapped()
+    names = _company_names(api, contacts, known)
+    for contact in contacts:
+        map_contact(contact, names, out)
+    return out
+
+
+def _map(api: HubspotApi, stream: str, records: list[Record]) -> Mapped:
     if stream == "contacts":
-        names = _company_names(api, records)
-        for record in records:
-            map_contact(record, names, out)
-        return out
+        return map_contacts(api, records, {})
+    out = Mapped()
     spec = ENGAGEMENTS[stream]
     ids = list(dict.fromkeys(record_id(r) for r in records if record_id(r)))
-    contacts = _associated_contacts(api, spec.object_type, ids) if ids else {}
+    contacts = read_associations(api, spec.object_type, [{"id": i} for i in ids])[0] if ids else {}
     for record in records:
         map_engagement(spec, record, contacts.get(record_id(record), ()), out)
     return out
@@ -191,7 +223,7 @@ def _scan_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor, 
         reply = api.call(what, api.search.do_search, stream.object_type, body)
         if since is None:
             since = max(0, (reply.server_ms() or 0) - CLOCK_SKEW_MS)
-        return _results(reply, what)
+        return results(reply, what)
 
     for _ in range(max(1, -(-ctx.page_size // SEARCH_LIMIT))):
         outcome = step(scan, search, stream.modified, stream.properties)
@@ -225,7 +257,7 @@ def _archived_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCurs
         )  # fmt: skip
         if started is None:
             started = reply.server_ms() or since + CLOCK_SKEW_MS
-        for record in _results(reply, what):
+        for record in results(reply, what):
             archived_at = epoch_ms(record.get("archivedAt"))
             rid = record_id(record)
             if rid and (archived_at is None or archived_at >= since):

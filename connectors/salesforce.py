@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.base import JSON, ConnectorError, CursorExpired, FetchContext, Page, PersonObservation
+from connectors.base import JSON, ConnectorError, CursorExpired, FetchContext, Page, PersonObservation, owned_by
 from connectors.emails import InvalidAddress, normalize_email
 from connectors.salesforce_api import BATCH_SIZE, LocatorExpired, SalesforceApi, next_url, open_api, records
 from connectors.salesforce_mapping import Mapped, map_event, map_person, map_task, parse_datetime, text
@@ -198,6 +198,7 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
     rows = records(page)
     if accounts:
         out = _accounts_rows(api, state, rows)
+        out.observations = owned_by("contacts", out.observations)
     else:
         out = _map(stream, rows)
         if stream in ("contacts", "leads"):

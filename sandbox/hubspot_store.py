@@ -6,6 +6,7 @@ last-modified time from `now_ms`, so incremental searches see it.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ ASSOCIATION_TYPES: dict[tuple[str, str], tuple[str, int]] = {
     ("meetings", "contacts"): ("meeting_event_to_contact", 200),
     ("emails", "contacts"): ("email_to_contact", 198),
     ("contacts", "companies"): ("contact_to_company", 279),
+    ("companies", "contacts"): ("company_to_contact", 280),
 }
 
 
@@ -182,19 +184,31 @@ class HubspotStore:
             out["paging"] = {"next": {"after": str(page[-1].id), "link": None}}
         return out
 
+    def reverse_links(self, from_type: str, to_type: str) -> dict[int, set[int]]:
+        """Links kept on the other side (a contact keeps its company): HubSpot associations read both ways."""
+        found: dict[int, set[int]] = defaultdict(set)
+        for record in self.table(to_type).values():
+            for other in record.associations.get(from_type, ()):
+                found[other].add(record.id)
+        return found
+
     def associations(self, from_type: str, to_type: str, body: Any) -> tuple[int, dict[str, Any]]:
         """POST /crm/v4/associations/{from}/{to}/batch/read, each object's list paged by 500."""
         inputs = body.get("inputs") if isinstance(body, Mapping) else None
         if not isinstance(inputs, list) or len(inputs) > ASSOCIATION_INPUTS_MAX:
             raise SearchError(f"inputs must be a list of at most {ASSOCIATION_INPUTS_MAX} ids")
         table = self.table(from_type)
-        self.table(to_type)
+        reverse = self.reverse_links(from_type, to_type)
         type_id = ASSOCIATION_TYPES.get((from_type, to_type), ("", 0))[1]
         results, missing = [], []
         for item in inputs:
             raw = str(item.get("id", "")) if isinstance(item, Mapping) else ""
             record = table.get(int(raw)) if raw.isdigit() else None
-            ids = sorted(record.associations.get(to_type, ())) if record is not None and not record.archived else []
+            ids = (
+                sorted(record.associations.get(to_type, set()) | reverse.get(record.id, set()))
+                if record is not None and not record.archived
+                else []
+            )
             if not ids:
                 missing.append(raw)
                 continue

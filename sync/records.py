@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Deletion, PersonObservation, Rejection
 from connectors.phones import InvalidPhone, normalize_phone
-from models.tables import PersonRecord, RecordKey
+from models.tables import PersonRecord, RecordKey, SyncState
 from sync.contacts import ContactBook
 from sync.identity import email_key, phone_key, ref_key
 from sync.interactions import OrgView
@@ -90,10 +90,11 @@ def upsert_records(
             obs = replace(obs, merged_from=tuple(sorted({*obs.merged_from, *existing[key][3]})))
         cleaned[key], rejected = clean(obs, target.region)
         rejections += rejected
+    generations = _generations(session, target, {o.owner_stream for o in latest.values()})
     stale_generation = [
         existing[k][0]
         for k, r in cleaned.items()
-        if k in existing and existing[k][1] == r.digest and existing[k][2] != target.generation
+        if k in existing and existing[k][1] == r.digest and _owned(r, target) and existing[k][2] != target.generation
     ]
     for batch in chunks(stale_generation):
         session.execute(update(PersonRecord).where(PersonRecord.id.in_(batch)).values(generation=target.generation))
@@ -107,7 +108,7 @@ def upsert_records(
         {
             "org_id": target.org_id,
             "connection_id": target.connection_id,
-            "stream": target.stream,
+            "stream": r.obs.owner_stream or target.stream,
             "source": r.obs.source,
             "external_id": r.obs.external_id,
             "ref": r.ref,
@@ -118,7 +119,7 @@ def upsert_records(
             "company": r.obs.company[:300] if r.obs.company else None,
             "merged_from": sorted(set(r.obs.merged_from)),
             "content_hash": r.digest,
-            "generation": target.generation,
+            "generation": _generation_of(r, target, existing, generations),
         }
         for r in fresh
     ]
@@ -132,6 +133,36 @@ def upsert_records(
         if key_rows:
             session.execute(insert(RecordKey), key_rows)
     return len(fresh) - len(changed_ids), len(changed_ids), rejections
+
+
+def _owned(record: CleanRecord, target: RecordTarget) -> bool:
+    """The page's stream owns the record (a re-send on another stream's behalf does not)."""
+    return record.obs.owner_stream in (None, target.stream)
+
+
+def _generations(session: Session, target: RecordTarget, owners: set[str | None]) -> dict[str, int]:
+    """The current full-pass generation of each owning stream named by re-sent records."""
+    streams = sorted(s for s in owners if s is not None and s != target.stream)
+    if not streams:
+        return {}
+    query = select(SyncState.stream, SyncState.generation).where(
+        SyncState.connection_id == target.connection_id, SyncState.stream.in_(streams)
+    )
+    return {stream: generation for stream, generation in session.execute(query)}
+
+
+def _generation_of(
+    record: CleanRecord,
+    target: RecordTarget,
+    existing: dict[tuple[str, str], tuple[int, str, int, list[str]]],
+    generations: dict[str, int],
+) -> int:
+    """The page's generation for its own records; a re-sent record keeps its owner's (stored, or current)."""
+    if _owned(record, target):
+        return target.generation
+    stored = existing.get((record.obs.source, record.obs.external_id))
+    owner = record.obs.owner_stream or target.stream
+    return stored[2] if stored is not None else generations.get(owner, target.generation)
 
 
 def _existing(

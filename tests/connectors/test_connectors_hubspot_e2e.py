@@ -7,9 +7,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from connectors import hubspot
-from models.tables import Connection, Sighting, SyncState
+from models.tables import Connection, PersonRecord, Sighting, SyncState
+from sandbox.hubspot_data import CrmRecord
 from sandbox.world import generate_world
-from web.stack import running_stack
+from web.stack import Stack, running_stack
 
 
 def test_connect_and_sync_hubspot_end_to_end(tmp_path: Path) -> None:
@@ -34,3 +35,40 @@ def test_connect_and_sync_hubspot_end_to_end(tmp_path: Path) -> None:
         assert 0 < sightings <= engagements  # cancelled meetings and untimed records are not activities
         token_calls = stack.sandbox.hubspot.stats_snapshot()["calls"]
         assert token_calls["authorize"] == 1 and token_calls["token"] >= 1 and token_calls["token_info"] == 1
+        assert_a_company_rename_reaches_its_contacts(stack)
+
+
+def named_by_its_company(stack: Stack) -> CrmRecord:
+    """The least recently modified contact whose company name is its company's (no text of its own): no
+    incremental contacts run reads it again, so only the companies stream can bring it a new name."""
+    with stack.sandbox.hubspot.lock:
+        portal = stack.sandbox.hubspot.portal
+        return min(
+            (
+                r
+                for r in portal.records["contacts"].values()
+                if not r.archived and not r.properties.get("company") and r.properties.get("associatedcompanyid")
+            ),
+            key=lambda r: r.updated_ms,
+        )
+
+
+def company_of(stack: Stack, contact: CrmRecord) -> str | None:
+    with stack.rt.sessions() as session:
+        return session.execute(
+            select(PersonRecord.company).where(
+                PersonRecord.source == "hubspot", PersonRecord.external_id == str(contact.id)
+            )
+        ).scalar_one()
+
+
+def assert_a_company_rename_reaches_its_contacts(stack: Stack) -> None:
+    contact = named_by_its_company(stack)
+    company_id = int(contact.properties["associatedcompanyid"] or 0)
+    hub = stack.sandbox.hubspot
+    assert company_of(stack, contact) == hub.portal.records["companies"][company_id].properties["name"]
+    with hub.lock:
+        hub.store.update("companies", company_id, {"name": "Renamed Holdings"})
+    progress = stack.sync(timeout=300)
+    assert progress.failed == 0 and progress.running == 0
+    assert company_of(stack, contact) == "Renamed Holdings"

@@ -353,4 +353,4 @@ def test_a_foreign_cursor_restarts_nothing_silently(sb: Sandbox) -> None:
     with pytest.raises(CursorExpired):
         hubspot.fetch_page("owners", {"phase": "?"}, ctx_for(sb))
     with pytest.raises(ConnectorError, match="no stream"):
-        hubspot.fetch_page("companies", None, ctx_for(sb))
+        hubspot.fetch_page("deals", None, ctx_for(sb))

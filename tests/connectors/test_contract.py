@@ -83,6 +83,8 @@ NO_RECORD_DELETE = {
     "salesforce/users": "users cannot be deleted",
     # The stream emits no records of its own: there is nothing whose disappearance it could report.
     "salesforce/accounts": "no records of its own",
+    # Likewise: it re-sends the contacts of renamed companies, which the contacts stream deletes.
+    "hubspot/companies": "no records of its own",
 }
 
 

@@ -226,6 +226,33 @@ def test_associations_v4_batch_read(sb: Sandbox) -> None:
     assert all(t.association_types[0].type_id == 200 for r in answer.results for t in r.to)
 
 
+def test_a_renamed_company_is_searchable_by_time_and_reads_its_contacts_in_pages(sb: Sandbox) -> None:
+    api = client(sb, sign_in(sb)["access_token"]).crm
+    store = sb.hubspot.store
+    with sb.hubspot.lock:  # the contacts hold the link, as HubSpot's associations read both ways
+        company = store.create("companies", {"name": "Initech"}, at_ms=sb.hubspot.now_ms() - 60_000)
+        linked = [store.create("contacts", {}, {"companies": [company.id]}).id for _ in range(1100)]
+    before = company.properties["hs_lastmodifieddate"] or ""
+    url = f"{sb.base_url}/_sandbox/hubspot/objects/companies/{company.id}"
+    renamed = requests.patch(url, json={"properties": {"name": "Initrode"}}, verify=sb.ca_path, timeout=10).json()
+    assert renamed["properties"]["name"] == "Initrode" and renamed["properties"]["hs_lastmodifieddate"] > before
+    newest = api.objects.search_api.do_search(
+        "companies",
+        PublicObjectSearchRequest(
+            sorts=[{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}], properties=["name"], limit=1
+        ),
+    )
+    assert [(r.id, r.properties["name"]) for r in newest.results] == [(str(company.id), "Initrode")]
+    got: list[int] = []
+    inputs: list[dict[str, str]] = [{"id": str(company.id)}]
+    while inputs:
+        (result,) = api.associations.v4.batch_api.get_page("companies", "contacts", {"inputs": inputs}).results
+        got += [int(t.to_object_id) for t in result.to]
+        assert {t.association_types[0].type_id for t in result.to} == {280}
+        inputs = [{"id": str(company.id), "after": result.paging.next.after}] if result.paging else []
+    assert got == linked and sb.hubspot.stats_snapshot()["calls"]["associations"] == 3  # 500 + 500 + 100
+
+
 def test_scopes_are_enforced_and_email_content_needs_sales_email_read(sb: Sandbox) -> None:
     narrow = client(sb, sign_in(sb, scope="oauth crm.objects.contacts.read")["access_token"])
     with pytest.raises(OwnersError) as refused:

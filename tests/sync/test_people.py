@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, select
@@ -12,8 +13,8 @@ from connectors.base import ActivityObservation, Deletion, Observation, Particip
 from models.db import session_factory
 from models.network import iter_contacts, read_feed
 from models.policy import StrengthPolicy
-from models.tables import Connection, IdentityConflict, Member, Org
-from sync.ingest import IngestTarget, ingest_page
+from models.tables import Connection, IdentityConflict, Member, Org, PersonRecord, SyncState
+from sync.ingest import IngestTarget, ingest_page, sweep_unseen
 from sync.interactions import OrgView
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
@@ -190,3 +191,50 @@ def test_the_network_does_not_depend_on_the_order_records_arrive(engine: Engine)
         )
     assert results[0] == results[1] == results[2]
     assert len(results[0]) == 3  # Dana (two addresses), Kim (+ the phone-only record), Sam
+
+
+def _records(sessions: sessionmaker) -> dict[str, tuple[str, int, str | None]]:
+    with sessions() as s:
+        rows = s.execute(
+            select(PersonRecord.external_id, PersonRecord.stream, PersonRecord.generation, PersonRecord.company)
+        )
+        return {ext: (stream, generation, company) for ext, stream, generation, company in rows}
+
+
+def test_a_record_resent_on_its_owner_streams_behalf_keeps_the_owners_stream_and_survives_its_resync(
+    engine: Engine,
+) -> None:
+    sessions = session_factory(engine)
+    contacts = replace(make_org(sessions, "acme", "acme.test", "alice@acme.test"), stream="contacts")
+    companies = replace(contacts, stream="companies", generation=7)
+    with sessions.begin() as s:
+        for stream, generation in (("contacts", 2), ("companies", 7)):
+            s.add(
+                SyncState(
+                    org_id=contacts.org_id, connection_id=contacts.connection_id, stream=stream, generation=generation
+                )
+            )
+
+    def person(ext: str, company: str, owner: str | None = None) -> PersonObservation:
+        return PersonObservation("hubspot", ext, f"P {ext}", (f"{ext}@x.test",), company=company, owner_stream=owner)
+
+    ingest(sessions, contacts, [person("1", "Old"), person("2", "Old")])  # generation 1: the first pass
+    resync = replace(contacts, generation=2)  # ops force a resync of contacts
+    ingest(sessions, resync, [person("1", "Old")])  # the resync reaches record 1
+    # a renamed company re-sends both (changed) and a contact the contacts stream has not read yet
+    ingest(
+        sessions,
+        companies,
+        [person("1", "New", "contacts"), person("2", "New", "contacts"), person("3", "New", "contacts")],
+    )
+    assert _records(sessions) == {
+        "1": ("contacts", 2, "New"),  # rewritten, still the resync's
+        "2": ("contacts", 1, "New"),  # rewritten, still unseen by the resync
+        "3": ("contacts", 2, "New"),  # new: the owner's current generation
+    }
+    ingest(sessions, resync, [person("2", "New")])  # the resync reaches record 2: stamped
+    with sessions.begin() as s:
+        sweep_unseen(s, resync, NOW)
+    assert set(_records(sessions)) == {"1", "2", "3"}, "nothing the source still has was swept"
+    ingest(sessions, companies, [person("1", "New", "contacts")])  # unchanged re-send: no stamp from companies
+    assert _records(sessions)["1"] == ("contacts", 2, "New")
