@@ -15,11 +15,10 @@ from typing import Any
 
 from connectors.base import ActivityObservation, Deletion, Observation, Participant, ParticipantRole, Rejection
 from connectors.emails import InvalidAddress, normalize_email
-from connectors.noise import MAX_PARTICIPANTS
+from connectors.noise import MAX_PARTICIPANTS, is_calendar
 
 SOURCE = "google_calendar"
 NOT_MEETINGS = frozenset({"outOfOffice", "focusTime", "workingLocation", "birthday"})
-CALENDAR_DOMAIN = ".calendar.google.com"  # group., resource., group.v., import. calendars
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def _participants(ext_id: str, event: Mapping[str, Any]) -> tuple[tuple[Particip
         except InvalidAddress as exc:
             rejections.append(Rejection(SOURCE, ext_id, exc.reason, f"{role.title()}: {raw[:120]}"))
             continue
-        if email.endswith(CALENDAR_DOMAIN):
+        if is_calendar(email):
             continue
         declined = role == "attendee" and isinstance(entry, Mapping) and entry.get("responseStatus") == "declined"
         people.setdefault((role, email), Participant(role, email, name, declined))

@@ -19,6 +19,15 @@ AUTOMATED_LOCAL_PARTS = frozenset(
 )
 BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 MAX_PARTICIPANTS = 25
+CALENDAR_DOMAIN = ".calendar.google.com"  # group., resource., group.v., import. calendars
+
+
+def is_calendar(email: str) -> bool:
+    """A Google calendar's own address (a secondary, shared or resource calendar): not a person.
+
+    It shows up as an organizer in Google Calendar, and in Outlook when a Google invitation is mirrored.
+    """
+    return email.endswith(CALENDAR_DOMAIN)
 
 
 def is_automated(email: str) -> bool:

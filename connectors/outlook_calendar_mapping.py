@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connectors.addresses import display_name
 from connectors.base import ActivityObservation, Deletion, Observation, Participant, Rejection
 from connectors.emails import InvalidAddress, normalize_email
+from connectors.noise import is_calendar
 
 SOURCE = "outlook_calendar"
 _UTC_NAMES = frozenset({"", "utc", "etc/utc", "coordinated universal time"})
@@ -88,6 +89,8 @@ def _participants(event_id: str, event: Mapping[str, Any]) -> tuple[tuple[Partic
             email = normalize_email(pair[0])
         except InvalidAddress as exc:
             rejections.append(Rejection(SOURCE, event_id, exc.reason, f"{role}: {pair[0][:120]}"))
+            continue
+        if is_calendar(email):  # a Google invitation mirrored into Outlook names the calendar, not a person
             continue
         status = entry.get("status") if isinstance(entry, dict) else None
         declined = isinstance(status, dict) and status.get("response") == "declined"

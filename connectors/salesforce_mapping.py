@@ -8,7 +8,7 @@ person, who is still observed with the rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -201,14 +201,16 @@ def _relations(row: Row) -> list[Participant]:
             continue
         declined = text(rel, "Status") == "Declined"
         if relation.startswith(USER_PREFIX):
-            people.append(Participant("associated", "", declined=declined, person_ref=user_ref(relation)))
+            people.append(Participant("attendee", "", declined=declined, person_ref=user_ref(relation)))
         elif relation.startswith(PERSON_PREFIXES):
-            people.append(Participant("associated", "", declined=declined, person_ref=person_ref(relation)))
+            people.append(Participant("attendee", "", declined=declined, person_ref=person_ref(relation)))
     return people
 
 
 def map_event(row: Row, out: Mapped) -> None:
-    """A meeting: its owner, its WhoId and its invitees, each person once (an invitee's answer wins)."""
+    """A meeting as a calendar sees it: the owner organizes, the WhoId and the invitees attend (each once,
+    an invitee's answer wins), so DESIGN.md's meeting rule applies: a declined invitee meets no one, and a
+    member who accepted an invitation meets the external attendees as the organizer does."""
     record_id = text(row, "Id")
     if record_id is None:
         out.rejections.append(Rejection(SOURCE, "", "no_id", "an event row without an Id"))
@@ -221,8 +223,9 @@ def map_event(row: Row, out: Mapped) -> None:
         out.rejections.append(Rejection(SOURCE, record_id, "no_date", "event without StartDateTime or ActivityDate"))
         return
     first = _owner_and_who(row)
-    associated: dict[str, Participant] = {}
-    for person in [p for p in first if p.role == "associated"] + _relations(row):
-        associated[person.person_ref or ""] = person  # later rows win: the invitee row carries the answer
-    people = (*[p for p in first if p.role == "owner"], *associated.values())
+    organizer = [replace(p, role="organizer") for p in first if p.role == "owner"]
+    attendees: dict[str, Participant] = {}
+    for person in [replace(p, role="attendee") for p in first if p.role == "associated"] + _relations(row):
+        attendees[person.person_ref or ""] = person  # later rows win: the invitee row carries the answer
+    people = (*organizer, *attendees.values())
     out.observations.append(_activity(row, record_id, "meeting", when, people))

@@ -195,7 +195,8 @@ def explain_contact(session: Session, org: Org, contact: JSONDict, recent: int =
                 Interaction.member_id == members[tie["member"]],
                 Identity.contact_id == contact_id,
             )
-            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+            .distinct()  # an activity that reached several of the contact's identities is one interaction
+            .order_by(Interaction.occurred_at.desc(), Activity.id.desc())
         ).all()
         computed_at = session.execute(
             select(Relationship.computed_at).where(

@@ -36,12 +36,23 @@ def recompute_relationships(
 def _rebuild(
     session: Session, org_id: int, ties: list[tuple[int, int]], now: datetime, policy: StrengthPolicy
 ) -> set[int]:
-    """One bounded batch: read the ties' interactions, replace their relationship rows."""
+    """One bounded batch: read the ties' interactions, replace their relationship rows.
+
+    An activity counts once per kind for a (member, contact) even when it reached several of the
+    contact's identities (a logged CRM email names the contact's record and its address).
+    """
     found: dict[tuple[int, int], list[tuple[str, datetime]]] = defaultdict(list)
     rows = session.execute(
         select(Interaction.member_id, Identity.contact_id, Interaction.kind, Interaction.occurred_at)
         .join(Identity, Identity.id == Interaction.identity_id)
         .where(tuple_(Interaction.member_id, Identity.contact_id).in_(ties))
+        .group_by(
+            Interaction.member_id,
+            Identity.contact_id,
+            Interaction.activity_id,
+            Interaction.kind,
+            Interaction.occurred_at,
+        )
     )
     for member_id, contact_id, kind, occurred_at in rows:
         found[(member_id, contact_id)].append((kind, occurred_at))

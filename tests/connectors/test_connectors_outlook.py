@@ -30,6 +30,7 @@ from connectors.emails import normalize_email
 from connectors.gmail_mapping import dedupe_key as gmail_dedupe_key
 from connectors.gmail_mapping import headers_of
 from connectors.graph_http import BATCH_LIMIT
+from connectors.outlook_calendar_mapping import map_event
 from connectors.registry import get_connector
 from models.settings import ProviderSettings
 from sandbox.graph_mailgen import iso
@@ -378,3 +379,18 @@ def test_contacts_full_pass_and_incremental(sandbox: Sandbox) -> None:
     assert isinstance(by_id[people[0].external_id], Deletion)
     assert by_id["c-new"].emails == ("zed@initech.test",) and by_id["c-new"].phones == ("+1 415 555 0100",)
     assert [r.reason for p in pages for r in p.rejections] == ["no_at"]
+
+
+def test_a_mirrored_google_invitation_names_its_calendar_which_is_not_a_person() -> None:
+    event = {
+        "id": "AAMk1",
+        "iCalUId": "66doh7mrd3vvpe51d9pkjar9d5@google.com",
+        "start": {"dateTime": "2026-10-01T10:00:00.0000000", "timeZone": "UTC"},
+        "organizer": {"emailAddress": {"address": "c_6f91dacd345b2b80@group.calendar.google.com", "name": "Team"}},
+        "attendees": [
+            {"type": "required", "status": {"response": "accepted"}, "emailAddress": {"address": "ana@cedar.test"}},
+        ],
+    }
+    observation, rejected = map_event(event, {})
+    assert isinstance(observation, ActivityObservation) and not rejected
+    assert [(p.role, p.email) for p in observation.participants] == [("attendee", "ana@cedar.test")]

@@ -79,7 +79,7 @@ def test_calls_and_logged_emails() -> None:
     assert task(row | {"IsDeleted": True}).observations == [Deletion("salesforce", "00TSb0000000001AAA")]
 
 
-def test_a_meeting_has_its_owner_its_who_and_its_invitees_once() -> None:
+def test_a_meeting_is_organized_by_its_owner_and_attended_by_its_who_and_invitees_once() -> None:
     relations = [
         {"RelationId": CONTACT, "Status": None, "IsInvitee": False, "IsWhat": False},
         {"RelationId": LEAD, "Status": "Declined", "IsInvitee": True, "IsWhat": False},
@@ -94,10 +94,10 @@ def test_a_meeting_has_its_owner_its_who_and_its_invitees_once() -> None:
     assert isinstance(meeting, ActivityObservation) and meeting.kind == "meeting"
     assert meeting.occurred_at == datetime(2026, 5, 1, tzinfo=UTC)
     assert [(p.role, p.person_ref, p.declined) for p in meeting.participants] == [
-        ("owner", f"salesforce:user:{USER}", False),
-        ("associated", f"salesforce:{CONTACT}", False),
-        ("associated", f"salesforce:{LEAD}", True),
-        ("associated", "salesforce:user:005Sb0000000002AAA", False),
+        ("organizer", f"salesforce:user:{USER}", False),
+        ("attendee", f"salesforce:{CONTACT}", False),
+        ("attendee", f"salesforce:{LEAD}", True),
+        ("attendee", "salesforce:user:005Sb0000000002AAA", False),
     ]
 
 

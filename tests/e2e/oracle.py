@@ -132,7 +132,7 @@ def split_entries(value: str) -> list[str]:
         return [e.strip() for e in entries if e.strip()]
 
 
-def _ascii_domain(domain: str) -> str | None:
+def ascii_domain(domain: str) -> str | None:
     """Lowercased IDNA (stdlib codec) form of a domain, or None when it is not a host name."""
     domain = domain.strip().lower().rstrip(".")
     if not domain or any(c.isspace() for c in domain):
@@ -147,11 +147,26 @@ def _ascii_domain(domain: str) -> str | None:
     return encoded
 
 
-def _clean_name(raw: str | None, email: str) -> str | None:
+def clean_name(raw: str | None, email: str) -> str | None:
     name = " ".join((raw or "").split())
     if not name or name.lower() in (email, f"<{email}>"):
         return None
     return name
+
+
+def normalize_parts(local: str, domain: str) -> str | None:
+    """`local@domain` trimmed, lowercased, IDNA domain; None when the local part or domain is not usable."""
+    local = local.strip().lower()
+    if not local or not _ATEXT_LOCAL.match(local) or local.startswith(".") or ".." in local:
+        return None
+    ascii_form = ascii_domain(domain)
+    return None if ascii_form is None else f"{local}@{ascii_form}"
+
+
+def normalize_address(raw: str) -> str | None:
+    """A bare address as a structured source gives it (Graph, CRM, address book), or None when it is not one."""
+    local, at, domain = raw.strip().rpartition("@")
+    return normalize_parts(local, domain) if at else None
 
 
 def parse_entry(text: str) -> tuple[str, str | None] | None:
@@ -165,18 +180,14 @@ def parse_entry(text: str) -> tuple[str, str | None] | None:
     if defects or len(addresses) != 1:
         return None
     address = addresses[0]
-    local = address.username.strip().lower()
-    if not local or not _ATEXT_LOCAL.match(local) or local.startswith(".") or ".." in local:
+    email = normalize_parts(address.username, address.domain)
+    if email is None:
         return None
-    domain = _ascii_domain(address.domain)
-    if domain is None:
-        return None
-    email = f"{local}@{domain}"
     name = address.display_name
     if not name:
         comment = _COMMENT_FORM.match(text)
         name = comment.group(2) if comment else None
-    return email, _clean_name(name, email)
+    return email, clean_name(name, email)
 
 
 def parse_addresses(value: str) -> Parsed:
@@ -264,7 +275,7 @@ class Expected:
 
 
 @dataclass
-class _Copy:
+class MailCopy:
     mailbox: str
     gmail_id: str
     key: str
@@ -278,18 +289,18 @@ def iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _external(email: str, members: frozenset[str], domains: frozenset[str]) -> bool:
+def is_external(email: str, members: frozenset[str], domains: frozenset[str]) -> bool:
     if email in members:
         return False
     domain = email.rpartition("@")[2]
     return domain not in domains and not any(domain.endswith("." + d) for d in domains)
 
 
-def _automated(email: str) -> bool:
+def is_automated(email: str) -> bool:
     return email.rpartition("@")[0] in AUTOMATED
 
 
-def _read_copy(mailbox: str, msg: MailMessage, rejected: set[tuple[str, str]]) -> _Copy:
+def read_copy(mailbox: str, msg: MailMessage, rejected: set[tuple[str, str]]) -> MailCopy:
     participants: dict[tuple[str, str], str | None] = {}
     for role, title in ROLES:
         for value in msg.header_values(title):
@@ -303,13 +314,13 @@ def _read_copy(mailbox: str, msg: MailMessage, rejected: set[tuple[str, str]]) -
         return (msg.header(name) or "").strip()
 
     noise = (
-        any(_automated(s) for s in senders)
+        any(is_automated(s) for s in senders)
         or bool(first("List-Id"))
         or bool(first("List-Unsubscribe"))
         or first("Precedence").lower() in BULK
     )
     received = datetime.fromtimestamp(msg.internal_date_ms / 1000, UTC)
-    return _Copy(
+    return MailCopy(
         mailbox,
         msg.id,
         message_key(msg),
@@ -333,7 +344,7 @@ def expected_network(
     domains = frozenset(d.lower() for d in org_domains)
     oldest = now - timedelta(days=backfill_days)
     rejected: set[tuple[str, str]] = set()
-    by_key: dict[str, list[_Copy]] = defaultdict(list)
+    by_key: dict[str, list[MailCopy]] = defaultdict(list)
     names: dict[str, Counter[str]] = defaultdict(Counter)
     for mailbox, messages in copies.items():
         for msg in messages:
@@ -341,7 +352,7 @@ def expected_network(
                 continue
             if datetime.fromtimestamp(msg.internal_date_ms / 1000, UTC) < oldest:
                 continue
-            copy = _read_copy(mailbox, msg, rejected)
+            copy = read_copy(mailbox, msg, rejected)
             by_key[copy.key].append(copy)
             for (_, email), name in copy.participants.items():
                 if name:
@@ -366,7 +377,7 @@ def expected_network(
             noise_keys.add(key)
             continue
         for email in distinct:
-            if _external(email, member_set, domains):
+            if is_external(email, member_set, domains):
                 contact(email)
                 evidence[email].add(key)
         if not all(c.has_sender for c in group):
@@ -377,8 +388,8 @@ def expected_network(
         found: set[tuple[str, str, str]] = set()
         for sender in senders:
             if sender in member_set:
-                found |= {(sender, r, "email_out") for r in recipients if _external(r, member_set, domains)}
-            elif _external(sender, member_set, domains):
+                found |= {(sender, r, "email_out") for r in recipients if is_external(r, member_set, domains)}
+            elif is_external(sender, member_set, domains):
                 found |= {(r, sender, "email_in") for r in recipients if r in member_set}
         for member, email, kind in found:
             tie = contact(email).ties.setdefault(member, ExpectedTie(member))
