@@ -14,6 +14,7 @@ from email.utils import getaddresses
 from sandbox import mailgen, vocab
 
 DEFAULT_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+DEMO_SEED, DEMO_SIZE = 7, 400  # `sxsync demo`'s world (the end-to-end oracle test checks this one too)
 SPAN_DAYS = 420
 _DAY_MS = 86_400_000
 _FOLD = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "æ": "ae", "ß": "ss", "đ": "d", "\u0131": "i"})

@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from models.settings import SettingsError, get_settings
+from sandbox.world import DEMO_SEED, DEMO_SIZE
 from web.cli_ops import add_ops_commands
 
 P = ParamSpec("P")
@@ -60,11 +61,11 @@ def main() -> None:
 @click.option(
     "--size",
     type=click.IntRange(10, 1_000_000),
-    default=400,
+    default=DEMO_SIZE,
     show_default=True,
     help="Messages in the generated world.",
 )
-@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the generated world.")
+@click.option("--seed", type=int, default=DEMO_SEED, show_default=True, help="Seed of the generated world.")
 @friendly
 def demo(data_dir: Path | None, as_json: bool, size: int, seed: int) -> None:
     """Sandbox providers + embedded store + in-process worker, end to end."""

@@ -15,7 +15,7 @@ import pytest
 
 from models.settings import Settings
 from sandbox.server import Sandbox
-from sandbox.world import World, generate_world
+from sandbox.world import DEMO_SEED, DEMO_SIZE, World, generate_world
 from sync.connections import sources_of
 from tests.e2e.helpers import CONNECTED, DOMAIN, MEMBERS, ORG, sync_ok
 from tests.e2e.network_compare import network_problems
@@ -25,13 +25,15 @@ from web.stack import Stack, running_stack
 
 SEED = 0  # a world with Salesforce and HubSpot merges, phone-only records, shared meetings and logged emails
 SIZE = 300
+WORLDS = {"rich": (SEED, SIZE), "demo": (DEMO_SEED, DEMO_SIZE)}  # the demo's own data must equal the oracle too
 BACKFILL_DAYS = int(Settings.model_fields["backfill_days"].default)  # what the stack runs with
 
 
-@pytest.fixture
-def synced(tmp_path: Path, store_url: str) -> Iterator[Stack]:
+@pytest.fixture(params=sorted(WORLDS))
+def synced(request: pytest.FixtureRequest, tmp_path: Path, store_url: str) -> Iterator[Stack]:
     """The product over the sandbox with every source enabled, both reps connected to every provider, synced."""
-    world: World = generate_world(seed=SEED, size=SIZE, org_domain=DOMAIN, members=MEMBERS)
+    seed, size = WORLDS[request.param]
+    world: World = generate_world(seed=seed, size=size, org_domain=DOMAIN, members=MEMBERS)
     with running_stack(data_dir=tmp_path / "stack", world=world, database_url=store_url) as stack:
         now = world.now
         stack.rt.clock = lambda: now  # windows and strengths are then deterministic
