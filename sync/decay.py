@@ -37,19 +37,19 @@ def decay_org(rt: Runtime, org_id: int, now: datetime) -> int:
             if not contacts:
                 session.execute(update(Org).where(Org.id == org_id).values(decayed_at=now))
                 return published
-            before = _strengths(session, org_id, contacts)
+            before = _strengths(session, contacts)
             recompute_contacts(session, org_id, set(contacts), now, StrengthPolicy.from_org_policy(org.policy))
-            after = _strengths(session, org_id, contacts)
+            after = _strengths(session, contacts)
             published += publish_contacts(session, org_id, {c for c in contacts if before.get(c) != after.get(c)})
             last = contacts[-1]
 
 
-def _strengths(session: Session, org_id: int, contacts: list[int]) -> dict[int, tuple[float, ...]]:
-    """Each contact's tie strengths as the API renders them (6 decimals)."""
+def _strengths(session: Session, contacts: list[int]) -> dict[int, tuple[float, ...]]:
+    """Each contact's tie strengths as the API renders them (6 decimals); the ids are one org's contacts."""
     found: dict[int, list[float]] = {}
     for contact_id, value in session.execute(
         select(Relationship.contact_id, Relationship.strength)
-        .where(Relationship.org_id == org_id, Relationship.contact_id.in_(contacts))
+        .where(Relationship.contact_id.in_(contacts))  # by the contact index, not a walk of the org's
         .order_by(Relationship.contact_id, Relationship.member_id)
     ):
         found.setdefault(contact_id, []).append(round(value, 6))

@@ -42,10 +42,12 @@ def _rebuild(
     contact's identities (a logged CRM email names the contact's record and its address).
     """
     found: dict[tuple[int, int], list[tuple[str, datetime]]] = defaultdict(list)
+    # the plain IN on contact_id lets the planner walk the contact index (SQLite scans for a row-value IN)
+    contacts = sorted({c for _, c in ties})
     rows = session.execute(
         select(Interaction.member_id, Identity.contact_id, Interaction.kind, Interaction.occurred_at)
         .join(Identity, Identity.id == Interaction.identity_id)
-        .where(tuple_(Interaction.member_id, Identity.contact_id).in_(ties))
+        .where(Identity.contact_id.in_(contacts), tuple_(Interaction.member_id, Identity.contact_id).in_(ties))
         .group_by(
             Interaction.member_id,
             Identity.contact_id,
@@ -56,7 +58,11 @@ def _rebuild(
     )
     for member_id, contact_id, kind, occurred_at in rows:
         found[(member_id, contact_id)].append((kind, occurred_at))
-    session.execute(delete(Relationship).where(tuple_(Relationship.member_id, Relationship.contact_id).in_(ties)))
+    session.execute(
+        delete(Relationship).where(
+            Relationship.contact_id.in_(contacts), tuple_(Relationship.member_id, Relationship.contact_id).in_(ties)
+        )
+    )
     fresh = []
     for (member_id, contact_id), items in found.items():
         counts = {"email_out": 0, "email_in": 0, "meeting": 0, "call": 0}
@@ -89,7 +95,8 @@ def recompute_contacts(
     pairs: set[tuple[int, int]] = set()
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
-        session.execute(delete(Relationship).where(Relationship.org_id == org_id, Relationship.contact_id.in_(batch)))
+        # the ids are this org's contacts; an org_id term would lure SQLite onto the org index (a scan of the org)
+        session.execute(delete(Relationship).where(Relationship.contact_id.in_(batch)))
         pairs.update(
             (m, i)
             for m, i in session.execute(
