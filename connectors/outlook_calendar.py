@@ -5,17 +5,29 @@ tokens; once `renew_after` passes, the next page starts a fresh full pass with a
 new date (Graph cannot slide a round's window). Occurrences are keyed by their series master's
 iCalUId, fetched with $batch GETs of /me/events/{id} (20 per call) for the masters a page mentions.
 
-Cursor, stored verbatim by the sync layer: connectors.graph_delta's, plus "renew_after" (ISO UTC):
-  {"phase": P, "link": L, "renew_after": R}
+Cursor, stored verbatim by the sync layer: connectors.graph_delta's, plus "renew_after" (ISO UTC) and the
+series masters resolved so far:
+  {"phase": P, "link": L, "renew_after": R, "masters": {master id: iCalUId}}
+"masters" is a cache that outlives pages and rounds: a page asks $batch only for the masters it names
+that are not in it, so a delta round looks each master up once (the bench's minimum: delta pages plus
+ceil(distinct masters / 20) $batch calls). A master's iCalUId never changes (ids are ImmutableId), so an
+entry never goes stale; a new round (renewal, or a full pass the sync layer starts from a cursor) keeps
+the cache, since its pages name mostly the same series and incremental pages (an edited occurrence)
+then cost no lookup either. Only a start from no cursor (a reset, an expired cursor) begins empty.
+  Bound: at most MAX_MASTERS (2,000) entries, least recently used first in the map's order (a page
+  moves the masters it names to the end; the oldest beyond the bound are dropped). A page names at
+  most MAX_PAGE_SIZE (1,000) masters, so its own always fit. Cursor size: about 270 bytes an entry at
+  Graph's lengths (~150-char ids, 112-char iCalUIds), so at most ~0.55 MB; ~135 bytes an entry with the
+  emulator's ids. A store that reordered the map's keys would only make eviction less apt, never wrong.
+  A cursor without "masters" (written before the cache) reads as an empty cache.
 Master lookups Graph throttles (a part answered 429/503, or the whole $batch call) do not lose the
 page's progress: no further $batch is sent, and the page comes back with no observations, `retry_after`
-set, and a cursor that GETs the same page again, keeping the iCalUIds already resolved for it:
-  {"phase": P, "link": L, "renew_after": R, "masters": {master id: iCalUId}}
+set, and a cursor that GETs the same page again, its "masters" holding the iCalUIds resolved so far:
       L is the throttled page's own link (for a round's first page, the initial request with its
       window), which Graph serves again; the retry asks only for the other masters, then emits the
-      whole page once. "masters" holds only masters that page mentions (at most a page's worth), and
-      the next page's cursor drops it. A retry due for renewal starts the new round (masters dropped).
+      whole page once. A retry due for renewal starts the new round (the cache kept).
 A try that resolves no master raises RateLimited instead: the cursor handed in is retried as it is.
+A "masters" that is not a map of ids to iCalUIds is not this module's: CursorExpired.
 """
 
 from __future__ import annotations
@@ -39,7 +51,15 @@ from connectors.base import (
     Rejection,
 )
 from connectors.graph_delta import DeltaPage, fetch_delta
-from connectors.graph_http import BATCH_LIMIT, GraphClient, GraphError, me_address, open_graph, read_error
+from connectors.graph_http import (
+    BATCH_LIMIT,
+    MAX_PAGE_SIZE,
+    GraphClient,
+    GraphError,
+    me_address,
+    open_graph,
+    read_error,
+)
 from connectors.outlook_calendar_mapping import SOURCE, map_event
 
 name: str = SOURCE
@@ -50,6 +70,7 @@ FUTURE_DAYS = 180
 RENEW_DAYS = 30
 _STAMP = "%Y-%m-%dT%H:%M:%SZ"
 _LOOKUP = "graph $batch events.get"
+MAX_MASTERS = 2 * MAX_PAGE_SIZE  # the masters cache's bound (module docstring): a page's own always fit
 
 
 @dataclass(frozen=True)
@@ -141,11 +162,19 @@ def _keep(cursor: JSON | None, ctx: FetchContext) -> JSON:
 
 
 def _known(cursor: JSON | None) -> dict[str, str]:
-    """The iCalUIds an earlier, throttled try of this page resolved; a map this module did not write expires."""
+    """The masters cache the cursor carries, least recently used first; a map this module did not write expires."""
     known = {} if cursor is None else cursor.get("masters", {})
     if not isinstance(known, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in known.items()):
         raise CursorExpired("outlook_calendar cursor not understood: masters is not a map of ids to iCalUIds")
     return {str(k): str(v) for k, v in known.items()}
+
+
+def _remember(known: dict[str, str], used: dict[str, str]) -> dict[str, str]:
+    """The cache after a page: `used` (the masters it named) moved to the recent end, the least recently
+    used beyond MAX_MASTERS dropped (never one of `used`)."""
+    merged = {**{k: v for k, v in known.items() if k not in used}, **used}
+    excess = len(merged) - max(MAX_MASTERS, len(used))
+    return dict(list(merged.items())[excess:]) if excess > 0 else merged
 
 
 def _again(client: GraphClient, cursor: JSON | None, ctx: FetchContext, keep: JSON) -> JSON:
@@ -156,7 +185,7 @@ def _again(client: GraphClient, cursor: JSON | None, ctx: FetchContext, keep: JS
     return {**keep, "phase": cursor["phase"], "link": cursor["link"]}
 
 
-def _mapped(delta: DeltaPage, masters: dict[str, str], calls: int) -> Page:
+def _mapped(delta: DeltaPage, masters: dict[str, str], cache: dict[str, str], calls: int) -> Page:
     """The whole page mapped, each occurrence keyed by its master's iCalUId when it could be read."""
     observations: list[Observation] = [Deletion(SOURCE, i) for i in delta.removed]
     rejections: list[Rejection] = []
@@ -165,15 +194,17 @@ def _mapped(delta: DeltaPage, masters: dict[str, str], calls: int) -> Page:
         if observation is not None:
             observations.append(observation)
         rejections.extend(rejected)
-    return Page(observations, rejections, delta.cursor, delta.done, calls, delta.full_resync)
+    cursor = {**delta.cursor, "masters": cache}
+    return Page(observations, rejections, cursor, delta.done, calls, delta.full_resync)
 
 
 def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
     """The page after `cursor` (None, or a window due for renewal, starts a full pass); see the module docstring."""
     if stream not in streams:
         raise ConnectorError(f"outlook_calendar has no stream {stream!r}; it has {streams}")
+    known = _known(cursor)  # read before a due renewal drops the cursor: the cache outlives rounds
     cursor = _current(cursor, ctx)
-    known, keep = _known(cursor), _keep(cursor, ctx)
+    keep = _keep(cursor, ctx)
     client = open_graph(ctx)
     try:
         delta = fetch_delta(client, cursor, _start(ctx), "graph calendarView/delta", keep)
@@ -183,12 +214,13 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
     finally:
         client.close()
     masters = {**{i: known[i] for i in wanted if i in known}, **lookup.found}
+    cache = _remember(known, masters)
     if lookup.throttled is None:
-        return _mapped(delta, masters, client.calls)
+        return _mapped(delta, masters, cache, client.calls)
     if not lookup.found:
         raise lookup.throttled  # no progress to keep: the cursor handed in is as good as any
     return Page(
-        [], [], {**again, "masters": masters}, False, client.calls, delta.full_resync, lookup.throttled.retry_after
+        [], [], {**again, "masters": cache}, False, client.calls, delta.full_resync, lookup.throttled.retry_after
     )
 
 

@@ -130,7 +130,7 @@ def test_a_partly_throttled_page_keeps_its_masters_and_asks_only_for_the_rest(sa
     time.sleep(first.retry_after)
     second = fetch(round_trip(first.cursor), ctx)
 
-    assert second.done and second.retry_after == 0 and "masters" not in second.cursor
+    assert second.done and second.retry_after == 0 and len(second.cursor["masters"]) == masters  # the cache
     assert multiset(observations([second])) == multiset(observations(baseline))
     assert multiset(second.rejections) == multiset(baseline[0].rejections)
     counted = calls(sandbox)
@@ -178,16 +178,20 @@ def test_a_retry_keeps_its_window_and_a_due_renewal_still_moves_it(sandbox: Sand
     second = fetch(first.cursor, later)  # the same page of the same round, whatever the clock says
     assert second.done and second.cursor["renew_after"] == first.cursor["renew_after"]
 
+    cached = second.cursor["masters"]
     add_series(sandbox, 2, tag="fresh")  # an incremental page with two masters to look up
     throttle_parts(sandbox, 1)
     changed = fetch(second.cursor, ctx)
     assert changed.retry_after and changed.cursor["link"] == second.cursor["link"]
-    assert changed.cursor["phase"] == "incremental" and len(changed.cursor["masters"]) == 1
+    assert changed.cursor["phase"] == "incremental" and len(changed.cursor["masters"]) == len(cached) + 1
     due = replace(ctx, now=ctx.now + timedelta(days=outlook_calendar.RENEW_DAYS + 1))
     time.sleep(changed.retry_after)
+    sandbox.microsoft.stats.reset()
     renewed = fetch(changed.cursor, due)
-    assert renewed.full_resync and "masters" not in renewed.cursor
-    assert renewed.cursor["renew_after"] > changed.cursor["renew_after"]
+    assert renewed.full_resync and renewed.cursor["renew_after"] > changed.cursor["renew_after"]
+    # the new round keeps the cache: only the master the throttle left unresolved is asked for
+    assert calls(sandbox)["batch_parts"] == 1 and renewed.api_calls == 2
+    assert len(renewed.cursor["masters"]) == len(cached) + 2 and renewed.done
 
 
 def test_a_throttle_that_resolves_nothing_raises_and_a_foreign_map_expires(sandbox: Sandbox) -> None:
@@ -210,3 +214,71 @@ def test_the_emulator_counts_a_request_sooner_than_a_parts_retry_after(sandbox: 
     assert sandbox.microsoft.faults.snapshot()["early_retries"] == 0
     hasty = fetch(page.cursor, ctx)  # not waiting: Graph would throttle it, the emulator counts it
     assert sandbox.microsoft.faults.snapshot()["early_retries"] == hasty.api_calls == 2
+
+
+def named_masters(sb: Sandbox, page: Page) -> set[str]:
+    """The series masters a page's events name (from the emulator's own events)."""
+    master_of = {e["id"]: e.get("seriesMasterId") for e in sb.microsoft.live(USER, "events")}
+    return {m for o in page.observations if isinstance(m := master_of.get(o.external_id), str)}
+
+
+def test_a_two_page_round_asks_for_each_master_once(sandbox: Sandbox) -> None:
+    ctx = context_for(sandbox, "microsoft", USER)
+    add_series(sandbox, SERIES)
+    sandbox.microsoft.configure(max_page_size=150)  # two delta pages naming many of the same masters
+    sandbox.microsoft.stats.reset()
+    pages: list[Page] = []
+    cursor: dict | None = None
+    while not pages or not pages[-1].done:
+        pages.append(fetch(cursor, ctx))
+        cursor = round_trip(pages[-1].cursor)
+    named = [named_masters(sandbox, p) for p in pages]
+    assert len(pages) == 2 and named[0] & named[1], "the pages share masters"
+    counted = calls(sandbox)
+    distinct = named[0] | named[1]
+    assert counted["batch_parts"] == len(distinct) == sandbox.microsoft.stats.snapshot()["ops"]["event_get"]
+    assert counted["batch"] == math.ceil(len(named[0]) / BATCH_LIMIT) + math.ceil(
+        len(named[1] - named[0]) / BATCH_LIMIT
+    )
+    assert set(pages[1].cursor["masters"]) == distinct
+    assert list(round_trip(pages[1].cursor)["masters"]) == list(pages[1].cursor["masters"])  # the LRU order
+    # the cache outlives the round: a change to a known series costs its delta GET alone
+    sandbox.microsoft.stats.reset()
+    occurrence = next(e for e in sandbox.microsoft.live(USER, "events") if e.get("seriesMasterId") in distinct)
+    sandbox.microsoft.cancel_event(USER, occurrence["id"])
+    later = fetch(cursor, ctx)
+    assert later.done and later.api_calls == 1 and "batch" not in calls(sandbox)
+    assert later.cursor["masters"] == pages[1].cursor["masters"]
+
+
+def test_the_masters_cache_keeps_its_bound_dropping_the_least_recently_used(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = context_for(sandbox, "microsoft", USER)
+    add_series(sandbox, SERIES)
+    bound = 12
+    monkeypatch.setattr(outlook_calendar, "MAX_MASTERS", bound)
+    sandbox.microsoft.configure(max_page_size=10)  # pages naming fewer masters than the bound, more in all
+    pages: list[Page] = []
+    cursor: dict | None = None
+    while not pages or not pages[-1].done:
+        pages.append(fetch(cursor, ctx))
+        cursor = round_trip(pages[-1].cursor)
+    named = [named_masters(sandbox, p) for p in pages]
+    assert max(len(n) for n in named) <= bound < len(set().union(*named))
+    last_named: dict[str, int] = {m: i for i, n in enumerate(named) for m in n}
+    for page, names in zip(pages, named, strict=True):
+        assert len(page.cursor["masters"]) <= bound and names <= set(page.cursor["masters"])
+    kept = set(pages[-1].cursor["masters"])
+    dropped = set(last_named) - kept
+    assert len(kept) == bound and dropped
+    assert min(last_named[m] for m in kept) >= max(last_named[m] for m in dropped)  # least recently used out
+
+    # an evicted master is asked for again, a kept one is not
+    sandbox.microsoft.stats.reset()
+    events = sandbox.microsoft.live(USER, "events")
+    gone = next(e for e in events if e.get("seriesMasterId") in dropped and not e["isCancelled"])
+    sandbox.microsoft.cancel_event(USER, gone["id"])
+    again = fetch(cursor, ctx)
+    assert calls(sandbox)["batch_parts"] == 1 and again.api_calls == 2
+    assert list(again.cursor["masters"])[-1] == gone["seriesMasterId"] and len(again.cursor["masters"]) == bound
