@@ -47,6 +47,7 @@ EXEMPT = {
     "stored_secrets": "product-wide keys (encrypted under the vault) that belong to no org; no personal data",
     "outbox": "messages to people outside any org (opt-out confirmations), deleted once delivered",
     "used_links": "nonces of used single-use links; no org, no personal data",
+    "ops_samples": "installation-wide sync totals over time for the ops chart; no org, no personal data",
 }
 
 # Narrow lookups that run before an org is known (a job's connection, an API key, a consent state).

@@ -401,6 +401,18 @@ class Outbox(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class OpsSample(Base):
+    """The sync totals at one instant, for the dashboard's chart (kept a day; every process adds to it)."""
+
+    __tablename__ = "ops_samples"
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    records: Mapped[int] = mapped_column(BigInteger)
+    pages: Mapped[int] = mapped_column(BigInteger)
+    api_calls: Mapped[int] = mapped_column(BigInteger)
+    failing: Mapped[int] = mapped_column(Integer)
+    dead_letters: Mapped[int] = mapped_column(Integer)
+
+
 class UsedLink(Base):
     """A single-use signed link that was used (replays are refused)."""
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from models.tables import CONNECTION_STATUSES, AuditEvent, Connection, IdentityConflict, SyncState
 from sync.runtime import Runtime
 from sync.stalls import DEFAULT_RULE, StallRule, count_stalled
+from web.ops_chart import Sample
 from web.queues import QueueFigures, current_broker, queue_figures
 
 __all__ = ["CONTENT_TYPE_LATEST", "StoreFigures", "TokenCounts", "render_metrics", "store_figures"]
@@ -261,3 +262,12 @@ def _add_dramatiq(registry: CollectorRegistry) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+
+
+def current_sample(rt: Runtime, broker: dramatiq.Broker | None) -> Sample:
+    """The chart's figures now: store totals and failing streams, and the broker's dead letters."""
+    now = rt.clock()
+    with rt.sessions() as session:
+        store = store_figures(session, now)
+    dead = sum(q.dead for q in queue_figures(broker))
+    return Sample(now, store.records, store.pages, store.api_calls, store.failing, dead)

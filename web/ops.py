@@ -51,7 +51,7 @@ def ops_router(rt: Runtime, broker: dramatiq.Broker | None = None) -> APIRouter:
     """The router over one runtime; `broker` defaults to the process's broker at request time."""
     router = APIRouter()
     secure = rt.settings.public_url.startswith("https://")
-    sampler = Sampler()
+    sampler = Sampler(rt.writes, rt.sessions)
     tokens = TokenCounts()
     config = webhook_config(rt.settings)
     notifier = Notifier(config) if config is not None else None

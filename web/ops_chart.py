@@ -1,21 +1,26 @@
 """Throughput and errors over the last hours, as an inline SVG drawn on the server.
 
-The store keeps running totals (records, pages, API calls per stream) but no history, so the web
-process samples them: every dashboard view and every `/metrics` scrape adds a point when the last one
-is at least `every` seconds old (Prometheus scraping every 15 to 60 s keeps the series dense). Rates
+The store keeps running totals (records, pages, API calls per stream); their history is the
+`ops_samples` table, so the chart survives restarts and every web process draws the same one. The
+scheduler adds a point on each tick, and every dashboard view and `/metrics` scrape adds one too,
+whenever the newest is at least `every` seconds old (a point per minute at most, by default). Rates
 are the differences between consecutive points; a total that went down (a disconnect purged
-streams) counts as zero, never negative. The history lives in this process (6 hours by default);
-a durable rollup table is the next step (see the ops notes in the lead's report).
+streams) counts as zero, never negative. Points older than `keep` (a day) are deleted as new ones come.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from html import escape
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models.tables import OpsSample
 
 WIDTH, HEIGHT, PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 720, 180, 48, 48, 16, 28
 
@@ -44,46 +49,66 @@ class Point:
 
 
 class Sampler:
-    """A bounded, thread-safe history of samples for one runtime."""
+    """The chart's history in the store: at most one point per `every` seconds, kept for `keep`."""
 
-    def __init__(self, every: float = 30.0, keep: timedelta = timedelta(hours=6)) -> None:
+    def __init__(
+        self,
+        writes: Callable[[], Session],
+        reads: Callable[[], Session],
+        every: float = 60.0,
+        keep: timedelta = timedelta(hours=24),
+    ) -> None:
+        self.writes, self.reads = writes, reads
         self.every = every
         self.keep = keep
-        self._lock = threading.Lock()
-        self._samples: deque[Sample] = deque()
 
     def add(self, sample: Sample, *, force: bool = False) -> bool:
-        """Keep the sample if the last one is old enough (or forced); drop what is older than `keep`."""
-        with self._lock:
-            last = self._samples[-1] if self._samples else None
-            if not force and last is not None and (sample.at - last.at).total_seconds() < self.every:
-                return False
-            self._samples.append(sample)
-            while self._samples and self._samples[0].at < sample.at - self.keep:
-                self._samples.popleft()
-            return True
+        """Store the sample if the newest is old enough (or forced); drop points older than `keep`."""
+        at = sample.at
+        try:
+            with self.writes() as session, session.begin():
+                newest = session.execute(select(func.max(OpsSample.at))).scalar_one_or_none()
+                if not force and newest is not None and (at - newest).total_seconds() < self.every:
+                    return False
+                session.execute(delete(OpsSample).where(OpsSample.at < at - self.keep))
+                totals = {"records": sample.records, "pages": sample.pages, "api_calls": sample.api_calls}
+                gauges = {"failing": sample.failing, "dead_letters": sample.dead_letters}
+                session.execute(insert(OpsSample), [{"at": at} | totals | gauges])
+        except IntegrityError:
+            return False  # another process stored a point for the same instant
+        return True
 
-    def samples(self) -> list[Sample]:
-        """A copy of the history, oldest first."""
-        with self._lock:
-            return list(self._samples)
+    def samples(self, since: datetime | None = None) -> list[Sample]:
+        """The history, oldest first (from `since` when given)."""
+        query = select(OpsSample).order_by(OpsSample.at)
+        if since is not None:
+            query = query.where(OpsSample.at >= since)
+        with self.reads() as session:
+            return [
+                Sample(r.at, r.records, r.pages, r.api_calls, r.failing, r.dead_letters)
+                for r in session.execute(query).scalars()
+            ]
 
-    def points(self) -> list[Point]:
+    def points(self, since: datetime | None = None) -> list[Point]:
         """Per-minute rates between consecutive samples."""
-        samples = self.samples()
-        points = []
-        for before, after in itertools.pairwise(samples):
-            minutes = max((after.at - before.at).total_seconds() / 60, 1e-6)
-            points.append(
-                Point(
-                    at=after.at,
-                    records_per_min=max(0, after.records - before.records) / minutes,
-                    pages_per_min=max(0, after.pages - before.pages) / minutes,
-                    failing=after.failing,
-                    dead_letters=after.dead_letters,
-                )
+        return rates(self.samples(since))
+
+
+def rates(samples: list[Sample]) -> list[Point]:
+    """Per-minute rates between consecutive samples (a total that went down counts as zero)."""
+    points = []
+    for before, after in itertools.pairwise(samples):
+        minutes = max((after.at - before.at).total_seconds() / 60, 1e-6)
+        points.append(
+            Point(
+                at=after.at,
+                records_per_min=max(0, after.records - before.records) / minutes,
+                pages_per_min=max(0, after.pages - before.pages) / minutes,
+                failing=after.failing,
+                dead_letters=after.dead_letters,
             )
-        return points
+        )
+    return points
 
 
 def _scale(values: list[float]) -> float:

@@ -1,4 +1,4 @@
-"""The `sxsync scheduler` loop: due syncs, stalled chains, daily strength decay, retention sweeps."""
+"""The `sxsync scheduler` loop: due syncs, stalled chains, daily strength decay, retention sweeps, chart points."""
 
 from __future__ import annotations
 
@@ -9,16 +9,21 @@ from privacy.retention import sweep_retention
 from sync.decay import decay_due
 from sync.runtime import Runtime
 from sync.scheduler import tick
+from web.metrics import current_sample
+from web.ops_chart import Sampler
+from web.queues import current_broker
 
 log = logging.getLogger("sxsync.scheduler")
 RETENTION_EVERY = 3600.0  # seconds; the sweep is idempotent, so running it hourly keeps the one-year promise
 
 
 def run_forever(rt: Runtime, period: float) -> None:
-    """Tick every `period` seconds; decay and retention when due."""
+    """Tick every `period` seconds; decay and retention when due; a chart point at most once a minute."""
     last_retention = float("-inf")
+    sampler = Sampler(rt.writes, rt.sessions)
     while True:
         started, resent = tick(rt)
+        sampler.add(current_sample(rt, current_broker()))
         decayed = decay_due(rt, rt.clock())
         swept = 0
         if time.monotonic() - last_retention >= RETENTION_EVERY:

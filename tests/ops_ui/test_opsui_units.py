@@ -10,6 +10,7 @@ from sqlalchemy import select
 from models.tables import Connection, SyncState
 from sync.stalls import StallRule, count_stalled, find_stalled, stall_reason
 from tests.ops_ui.conftest import DOMAIN, MEMBERS, ORG, connection_id, set_state, small_world
+from web.metrics import current_sample
 from web.ops_chart import Sample, Sampler, render_svg
 from web.ops_report import redact_error
 from web.stack import running_stack
@@ -55,16 +56,26 @@ def test_last_errors_lose_tokens_and_payloads() -> None:
     assert len(redact_error("x" * 1000) or "") == 160
 
 
-def test_chart_rates_never_go_negative_and_render_as_svg() -> None:
-    sampler = Sampler(every=30)
-    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-    assert sampler.add(Sample(t0, 0, 0, 0, 0, 0))
-    assert not sampler.add(Sample(t0 + timedelta(seconds=10), 5, 1, 1, 0, 0))  # too soon
-    sampler.add(Sample(t0 + timedelta(minutes=1), 600, 6, 12, 1, 0))
-    sampler.add(Sample(t0 + timedelta(minutes=2), 500, 6, 12, 2, 1))  # a purge lowered the total
-    points = sampler.points()
-    assert [round(p.records_per_min) for p in points] == [600, 0]
-    assert [(p.failing, p.dead_letters) for p in points] == [(1, 0), (2, 1)]
-    svg = render_svg(points, t0 + timedelta(minutes=3))
-    assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "records per minute" in svg
-    assert "collecting samples" in render_svg([], t0)
+def test_chart_points_are_stored_rates_never_go_negative_and_render_as_svg(tmp_path: Path, store_url: str) -> None:
+    with running_stack(data_dir=tmp_path, world=small_world(size=60), database_url=store_url, workers=0) as stack:
+        rt = stack.rt
+        sampler = Sampler(rt.writes, rt.sessions, every=30, keep=timedelta(hours=1))
+        t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+        assert sampler.add(Sample(t0 - timedelta(hours=2), 0, 0, 0, 0, 0))
+        assert sampler.add(Sample(t0, 0, 0, 0, 0, 0))  # and the point older than `keep` is gone
+        assert not sampler.add(Sample(t0 + timedelta(seconds=10), 5, 1, 1, 0, 0))  # too soon
+        sampler.add(Sample(t0 + timedelta(minutes=1), 600, 6, 12, 1, 0))
+        sampler.add(Sample(t0 + timedelta(minutes=2), 500, 6, 12, 2, 1))  # a purge lowered the total
+        restarted = Sampler(rt.writes, rt.sessions)  # a new web process (or the scheduler) sees the same history
+        points = restarted.points()
+        assert [round(p.records_per_min) for p in points] == [600, 0]
+        assert [(p.failing, p.dead_letters) for p in points] == [(1, 0), (2, 1)]
+        assert [p.at for p in restarted.points(since=t0 + timedelta(minutes=2))] == []  # one sample: no rate yet
+        svg = render_svg(points, t0 + timedelta(minutes=3))
+        assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "records per minute" in svg
+        assert "collecting samples" in render_svg([], t0)
+        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        stack.connect(ORG, MEMBERS[0])
+        now = current_sample(rt, stack.broker)
+        assert now.records == 0 and now.dead_letters == 0 and now.failing == 0
+        assert restarted.add(now) and restarted.samples()[-1] == now

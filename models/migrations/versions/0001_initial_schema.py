@@ -2,14 +2,14 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 23:50:19.536471
+Create Date: 2026-11-25 00:21:26.298320
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-import models.tables  # noqa: F401  (column types)
+import models.tables  # noqa: F401
 
 
 revision = '0001'
@@ -33,6 +33,15 @@ def upgrade() -> None:
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index('ix_audit_org_at', ['org_id', 'at'], unique=False)
 
+    op.create_table('ops_samples',
+    sa.Column('at', models.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('records', sa.BigInteger(), nullable=False),
+    sa.Column('pages', sa.BigInteger(), nullable=False),
+    sa.Column('api_calls', sa.BigInteger(), nullable=False),
+    sa.Column('failing', sa.Integer(), nullable=False),
+    sa.Column('dead_letters', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('at')
+    )
     op.create_table('orgs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('slug', sa.String(length=100), nullable=False),
@@ -452,6 +461,7 @@ def downgrade() -> None:
     op.drop_table('stored_secrets')
     op.drop_table('outbox')
     op.drop_table('orgs')
+    op.drop_table('ops_samples')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_org_at')
 
