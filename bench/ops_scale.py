@@ -1,11 +1,11 @@
 """Server time of the ops surfaces at scale: 10,000 connections (40,000 streams) in PostgreSQL.
 
 Seeds a fresh schema with bulk inserts (orgs, members, connections, sync states with a mix of idle,
-backfilling, retrying, failed and stalled streams, identity conflicts, token audit events), then times
-`collect_ops` (the dashboard's data), the dashboard's HTML render, `render_metrics` (`/metrics`) and
-`status_extras` (`sxsync status --json`'s additions), each the best of 3, and prints one JSON line.
-Activities are not seeded: none of these reads them. Usage:
-`python bench/ops_scale.py [--connections N] [--pg URL]`.
+backfilling, retrying, failed and stalled streams, identity conflicts, token audit events, and
+`--activities` activities generated server-side), then times `collect_ops` (the dashboard's data), the
+dashboard's HTML render, `render_metrics` (`/metrics`) and `collect_status` (`sxsync status --json`),
+each the best of 3, and prints one JSON line. Usage:
+`python -m bench.ops_scale [--connections N] [--activities N] [--pg URL]`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from models.settings import Settings
 from models.tables import AuditEvent, Connection, IdentityConflict, Member, Org, SyncState
 from sync.runtime import build_runtime
 from web.metrics import TokenCounts, render_metrics
-from web.ops_report import collect_ops, status_extras
+from web.ops_report import collect_ops
+from web.status import collect_status
 
 STREAMS = {"gmail": ["messages"], "google_calendar": ["events"], "google_contacts": ["connections", "other_contacts"]}
 
 
-def seed(rt: Any, connections: int) -> None:
+def seed(rt: Any, connections: int, activities: int) -> None:
     """Bulk rows, in a few statements."""
     rng = random.Random(7)
     now = datetime.now(UTC)
@@ -102,6 +103,14 @@ def seed(rt: Any, connections: int) -> None:
                 for i in range(50_000)
             ],
         )
+        conn.execute(
+            text(
+                "INSERT INTO activities (org_id, dedupe_key, kind, occurred_at)"
+                " SELECT :first + g % 10, 'bench-' || g, 'email', now() - g * interval '1 minute'"
+                " FROM generate_series(1, :n) AS g"
+            ),
+            {"first": org_ids[0], "n": activities},
+        )
 
 
 def best(fn: Callable[[], Any], runs: int = 3) -> float:
@@ -117,6 +126,7 @@ def best(fn: Callable[[], Any], runs: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--activities", type=int, default=1_000_000)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
     schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -133,7 +143,7 @@ def main() -> None:
     )
     rt = build_runtime(settings)
     try:
-        seed(rt, args.connections)
+        seed(rt, args.connections, args.activities)
         with rt.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
         from fastapi.testclient import TestClient
@@ -148,9 +158,9 @@ def main() -> None:
             "collect_ops_s": best(lambda: collect_ops(rt, None)),
             "dashboard_html_s": best(lambda: client.get("/ops", headers={"Authorization": "Bearer k"})),
             "metrics_s": best(lambda: render_metrics(rt, TokenCounts(), None)),
-            "status_extras_s": best(lambda: status_extras(rt, None)),
+            "status_s": best(lambda: collect_status(rt)),
+            "activities": args.activities,
         }
-        figures |= {}
         print(json.dumps(figures))
     finally:
         rt.engine.dispose()

@@ -156,7 +156,7 @@ def render_svg(points: list[Point], now: datetime, hours: float = 6.0) -> str:
         ""
         if shown
         else f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="muted">'
-        "collecting samples: the chart fills as this page and /metrics are read</text>"
+        "collecting samples: the scheduler adds a point every minute</text>"
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" class="chart" '

@@ -7,67 +7,49 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
 from models.network import iso
-from models.tables import Connection, Member, Org, SyncState
 from sync.broker import setup_broker
 from sync.runtime import Runtime
-from sync.stalls import stall_reason
-from web.ops_report import status_extras
+from web.ops_report import load_streams, status_extras, stream_backfill_percent, stream_word
 
 
 def collect_status(rt: Runtime) -> dict[str, Any]:
-    """Every connection's streams with cursor phase, lag, progress and last error."""
+    """Every connection's streams with cursor phase, lag, progress and last error (the dashboard's words)."""
     now = rt.clock()
-    streams = []
     with rt.sessions() as session:
-        rows = session.execute(
-            select(SyncState, Connection, Member.email, Org.slug)
-            .join(Connection, Connection.id == SyncState.connection_id)
-            .join(Member, Member.id == Connection.member_id)
-            .join(Org, Org.id == Connection.org_id)
-            .order_by(Org.slug, Member.email, Connection.source, SyncState.stream)
-        ).all()
-    for state, connection, email, slug in rows:
+        rows = load_streams(session)
+    rows.sort(key=lambda r: (r.org, r.member, r.source, r.stream))
+    streams = []
+    for row in rows:
+        word, _ = stream_word(row, now)
         streams.append(
             {
-                "org": slug,
-                "member": email,
-                "connection": connection.id,
-                "source": connection.source,
-                "account": connection.account,
-                "connection_status": connection.status,
-                "stream": state.stream,
-                "state": _state_word(state, connection, now),
-                "lag_seconds": _lag(state.last_success_at, now),
-                "last_success_at": iso(state.last_success_at) if state.last_success_at else None,
-                "records": state.records_total,
-                "pages": state.pages_total,
-                "api_calls": state.api_calls_total,
-                "attempts": state.attempts,
-                "last_error": state.last_error,
+                "org": row.org,
+                "member": row.member,
+                "connection": row.connection_id,
+                "source": row.source,
+                "account": row.account,
+                "connection_status": row.connection_status,
+                "stream": row.stream,
+                "state": word,
+                "lag_seconds": _lag(row.last_success_at, now),
+                "last_success_at": iso(row.last_success_at) if row.last_success_at else None,
+                "records": row.records_total,
+                "pages": row.pages_total,
+                "api_calls": row.api_calls_total,
+                "attempts": row.attempts,
+                "throttled": row.throttled_total,
+                "backfill_percent": stream_backfill_percent(row),
+                "last_error": row.last_error,
             }
         )
     return {
         "at": iso(now),
         "streams": streams,
         "failed": sum(1 for s in streams if s["state"] in ("failed", "reauth_required")),
-        "running": sum(1 for s in streams if s["state"] in ("backfill", "syncing", "stalled")),
+        "running": sum(1 for s in streams if s["state"] in ("backfill", "syncing", "retrying", "stalled")),
     } | status_extras(rt, setup_broker(rt))
-
-
-def _state_word(state: SyncState, connection: Connection, now: datetime) -> str:
-    """One word for a stream: paused, reauth_required, failed, stalled, backfill, syncing or idle."""
-    if connection.status != "active":
-        return connection.status
-    if state.failed:
-        return "failed"
-    if stall_reason(state, connection.status, now) is not None:
-        return "stalled"
-    if state.running:
-        return "backfill" if state.in_full_pass else "syncing"
-    return "idle"
 
 
 def _lag(last_success: datetime | None, now: datetime) -> float | None:
