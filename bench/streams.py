@@ -152,6 +152,27 @@ def hubspot_search_minimum(s: Seen) -> int:
     return pages(s.records, 200)
 
 
+def hubspot_contacts_minimum(s: Seen) -> int:
+    # searches at 200, plus the names of the companies that contacts without `company` text of their own
+    # are named after (their primary company, associatedcompanyid; search returns no associated record's
+    # property): the cheaper of batch reads of 100 of those distinct companies, or every live company by
+    # search at 200
+    emitted = {int(i) for i in s.external_ids if i.isdigit()}
+    with s.sandbox.hubspot.lock:
+        contacts = s.sandbox.hubspot.portal.records["contacts"]
+        companies = {i for i, r in s.sandbox.hubspot.portal.records["companies"].items() if not r.archived}
+        named = {
+            int(cid)
+            for i in emitted
+            if (c := contacts.get(i)) is not None
+            and not str(c.properties.get("company") or "").strip()
+            and (cid := str(c.properties.get("associatedcompanyid") or "")).isdigit()
+            and int(cid) in companies
+        }
+    names = min(math.ceil(len(named) / 100), math.ceil(len(companies) / 200))
+    return pages(s.records, 200) + names
+
+
 def hubspot_engagement_minimum(s: Seen) -> int:
     # the cheaper of the two ways to get engagements with their contacts: search at 200 a call + v4
     # association batch reads of 1,000 ids (60 per 10,000), or the list API at limit 100 with
@@ -172,6 +193,7 @@ MINIMUMS: dict[str, MinimumFn] = {
     "salesforce/accounts": watch_start_minimum,
     "hubspot": hubspot_search_minimum,
     "hubspot/owners": hubspot_owners_minimum,
+    "hubspot/contacts": hubspot_contacts_minimum,
     "hubspot/companies": watch_start_minimum,
     "hubspot/calls": hubspot_engagement_minimum,
     "hubspot/meetings": hubspot_engagement_minimum,

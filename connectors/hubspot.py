@@ -4,8 +4,9 @@ Streams: `owners` (users, referenced by activities as "hubspot:owner:<id>"), `co
 emails and phones that tie them; merges become Deletions plus `merged_from`), `companies`, `calls`,
 `meetings` and `emails` (activities owned by an owner, associated with contacts). Nothing in the network
 is a company record: a contact's company name comes with the contact (its `company` text, else its
-associated company's name from a batch read), and the `companies` stream re-sends the contacts of a
-company modified later, so a renamed company reaches contacts that were not themselves modified.
+associated company's name, each company read at most once per pass: hubspot_names), and the `companies`
+stream re-sends the contacts of a company modified later, so a renamed company reaches contacts that were
+not themselves modified.
 
 Scopes: the CRM read scopes for these objects, `oauth` (every HubSpot app has it) and
 `sales-email-read`, without which HubSpot withholds a logged email's Message-ID (and subject) - and the

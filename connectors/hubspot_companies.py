@@ -31,16 +31,8 @@ from datetime import UTC
 from typing import Any
 
 from connectors.base import JSON, CursorExpired, FetchContext, Page, owned_by
-from connectors.hubspot_crm import (
-    ASSOCIATION_BATCH,
-    CONTACT_PROPERTIES,
-    OVERLAP_MS,
-    map_contacts,
-    read_associations,
-    read_by_ids,
-    results,
-)
-from connectors.hubspot_http import HubspotApi, Reply
+from connectors.hubspot_crm import ASSOCIATION_BATCH, CONTACT_PROPERTIES, OVERLAP_MS, map_contacts, read_associations
+from connectors.hubspot_http import HubspotApi, Reply, read_by_ids, results
 from connectors.hubspot_mapping import props, text
 from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, record_id, step
 

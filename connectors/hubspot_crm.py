@@ -5,16 +5,20 @@ archived records (`archived=true`, the only place deletions show) newer than the
 as Deletions. A full pass needs no archived walk: its end is where the next run's window starts.
 
 Why search for the full pass too: 200 records a call against the list API's 100; engagements need
-their contacts from one v4 association batch (up to 1,000 ids) per page, so a 500-record page costs
-3 searches + 1 association read: about 68 calls per 10,000 engagements against 100 for listing with
-inline associations, and about 51 per 10,000 contacts against 100. One code path serves both passes,
-and a record modified during the pass moves later in the walk instead of being skipped.
+their contacts from v4 association batch reads (up to 1,000 ids a call), so an engagement page is as many
+searches as fill whole association reads - 5 searches of 200, then one read of their 1,000 ids (page sizes
+above 1,000 take 10, 15, ...): 60 calls per 10,000 engagements against 100 for listing with inline
+associations. A contacts page is ceil(page_size / 200) searches (about 50 per 10,000 against 100), plus
+company names each read at most once per pass (hubspot_names). The page size does not change the walk:
+every search re-anchors at offset 0 (hubspot_scan), however many a page makes. One code path serves both
+passes, and a record modified during the pass moves later in the walk instead of being skipped.
 
 `results`, `read_associations`, `read_by_ids` and `map_contacts` also serve the companies stream
 (hubspot_companies), which re-sends contacts exactly as this module maps them.
 
 Cursor (JSON, stored verbatim):
   {"v": 1, "phase": "scan", "full": F, "scan": {...Scan...}, "archived_since": MS}   walking
+    (contacts add "companies": {...CompanyNames...} once a page has read company names)
   {"v": 1, "phase": "archived", "full": false, "scan": {...}, "archived_since": MS,
    "archived_after": T, "archived_started": MS}                                     listing archived
   {"v": 1, "phase": "idle", "full": false, "scan": {...}, "archived_since": MS}      caught up
@@ -24,10 +28,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC
 from typing import Any
 
 from connectors.base import JSON, ConnectorError, CursorExpired, Deletion, FetchContext, Page
-from connectors.hubspot_http import HubspotApi, Reply
+from connectors.hubspot_http import HubspotApi, read_by_ids, results
 from connectors.hubspot_mapping import (
     ENGAGEMENTS,
     SOURCE,
@@ -38,6 +43,7 @@ from connectors.hubspot_mapping import (
     props,
     text,
 )
+from connectors.hubspot_names import CompanyNames, renamed_since, resolve
 from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, record_id, step
 
 CURSOR_VERSION = 1
@@ -45,7 +51,6 @@ OVERLAP_MS = 60_000  # search indexes lag writes by seconds: each run re-reads t
 CLOCK_SKEW_MS = 300_000  # the archived window opens this long before the server's clock at a run's start
 ARCHIVED_PAGE = 100
 ASSOCIATION_BATCH = 1000
-BATCH_READ = 100
 MAX_FOLLOW_UPS = 50  # association calls beyond the first ones, per page (a contact list over 500 is rare)
 
 
@@ -86,10 +91,13 @@ class CrmCursor:
     archived_since: int | None = None  # None until the pass's first answer tells the server's time
     archived_after: str | None = None
     archived_started: int | None = None
+    companies: CompanyNames = field(default_factory=CompanyNames)  # contacts, while walking
 
     def to_json(self) -> JSON:
         out: JSON = {"v": CURSOR_VERSION, "phase": self.phase, "full": self.full, "scan": self.scan.to_json()}
         out["archived_since"] = self.archived_since
+        if self.phase == "scan" and not self.companies.empty:
+            out["companies"] = self.companies.to_json()
         if self.phase == "archived":
             out["archived_after"] = self.archived_after
             out["archived_started"] = self.archived_started
@@ -111,6 +119,7 @@ class CrmCursor:
                 archived_since=None if since is None else int(since),
                 archived_after=None if raw.get("archived_after") is None else str(raw["archived_after"]),
                 archived_started=None if started is None else int(started),
+                companies=CompanyNames.from_json(raw.get("companies")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CursorExpired(f"hubspot cursor not understood: {exc!r}") from None
@@ -119,14 +128,6 @@ class CrmCursor:
         """A new incremental run: the walk resumes a little before the latest change seen."""
         start = Scan(anchor=max(0, self.scan.hwm - OVERLAP_MS), hwm=self.scan.hwm)
         return CrmCursor("scan", False, start, self.archived_since)
-
-
-def results(reply: Reply, what: str) -> list[Record]:
-    """The answer's `results` records; an answer without that list is a provider error."""
-    found = reply.body.get("results")
-    if not isinstance(found, list):
-        raise ConnectorError(f"{what}: the answer has no results list")
-    return [r for r in found if isinstance(r, Mapping)]
 
 
 def read_associations(
@@ -159,17 +160,6 @@ def read_associations(
     return found, pending
 
 
-def read_by_ids(api: HubspotApi, object_type: str, ids: Sequence[str], properties: Sequence[str]) -> list[Record]:
-    """Live records by id, 100 a batch read; ids HubSpot does not find (archived, gone) are left out."""
-    found: list[Record] = []
-    what = f"hubspot {object_type} batch read"
-    for start in range(0, len(ids), BATCH_READ):
-        chunk = [{"id": i} for i in ids[start : start + BATCH_READ]]
-        body: JSON = {"inputs": chunk, "properties": list(properties), "propertiesWithHistory": []}
-        found += results(api.call(what, api.batch.read, object_type, body, archived=False), what)
-    return found
-
-
 def _company_names(api: HubspotApi, contacts: Sequence[Record], known: Mapping[str, str | None]) -> dict[str, str]:
     """Company names for contacts without `company` text: `known` (just searched) ones are not read again."""
     wanted = sorted(
@@ -199,9 +189,44 @@ def map_contacts(api: HubspotApi, contacts: Sequence[Record], known: Mapping[str
     return out
 
 
-def _map(api: HubspotApi, stream: str, records: list[Record]) -> Mapped:
-    if stream == "contacts":
-        return map_contacts(api, records, {})
+@dataclass
+class Walked:
+    """What a page's searches found, and what the page needs to map them."""
+
+    records: list[Record]
+    ended: bool
+    pages_left: int  # the walk's pages still to come, this one included (from the first search's total)
+    server_ms: int  # the server's clock at the first search
+
+
+def _resend_renamed(api: HubspotApi, renamed: Mapping[str, str | None], skip: set[str], out: Mapped) -> None:
+    """Contacts named after a company renamed since the pass kept its name, mapped with the new name
+    (those in `skip`, the page's own, are mapped with it already)."""
+    found, _ = read_associations(api, "companies", [{"id": i} for i in renamed])
+    ids = [i for i in dict.fromkeys(c for cs in found.values() for c in cs) if i not in skip]
+    names = {cid: name for cid, name in renamed.items() if name is not None}
+    for contact in read_by_ids(api, "contacts", ids, CONTACT_PROPERTIES):
+        p = props(contact)
+        if text(p.get("company")) is None and text(p.get("associatedcompanyid")) in renamed:
+            map_contact(contact, names, out)
+
+
+def _map_contacts_page(api: HubspotApi, walked: Walked, state: CrmCursor) -> tuple[Mapped, CompanyNames]:
+    """The page's contacts with their company names (hubspot_names), and the names to keep after it."""
+    kept, renamed = state.companies, {}
+    if walked.ended and kept.since is not None:  # names kept from earlier pages: any renamed since?
+        renamed = renamed_since(api, kept)
+        kept = CompanyNames({**kept.names, **renamed}, kept.since, kept.tried)
+    names, kept = resolve(api, walked.records, kept, walked.pages_left, walked.server_ms)
+    out = Mapped()
+    for contact in walked.records:
+        map_contact(contact, names, out)
+    if renamed:
+        _resend_renamed(api, renamed, {record_id(c) for c in walked.records}, out)
+    return out, kept
+
+
+def _map_engagements(api: HubspotApi, stream: str, records: list[Record]) -> Mapped:
     out = Mapped()
     spec = ENGAGEMENTS[stream]
     ids = list(dict.fromkeys(record_id(r) for r in records if record_id(r)))
@@ -211,35 +236,62 @@ def _map(api: HubspotApi, stream: str, records: list[Record]) -> Mapped:
     return out
 
 
-def _scan_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor, ctx: FetchContext) -> Page:
-    """Up to ceil(page_size / 200) searches of the walk, mapped; the walk's end ends a full pass."""
+def searches_per_page(stream: str, page_size: int) -> int:
+    """ceil(page_size / 200) searches; engagements round up to whole association reads (5 searches each)."""
+    searches = max(1, -(-page_size // SEARCH_LIMIT))
+    if stream in ENGAGEMENTS:
+        per_read = ASSOCIATION_BATCH // SEARCH_LIMIT
+        searches = -(-searches // per_read) * per_read
+    return searches
+
+
+def _walk(
+    api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor, ctx: FetchContext
+) -> tuple[Walked, CrmCursor]:
+    """A page's searches of the walk (searches_per_page); the cursor after them."""
     records: list[Record] = []
     scan, ended = state.scan, False
-    since = state.archived_since
+    since, first_ms, remaining = state.archived_since, 0, 0
     what = f"hubspot {stream.object_type} search"
+    searches = searches_per_page(name, ctx.page_size)
 
     def search(body: JSON) -> list[Record]:
-        nonlocal since
+        nonlocal since, first_ms, remaining
         reply = api.call(what, api.search.do_search, stream.object_type, body)
+        if not first_ms:
+            now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
+            first_ms = reply.server_ms() or int(now.timestamp() * 1000)
+            total = reply.body.get("total")
+            remaining = total if isinstance(total, int) else 0
         if since is None:
             since = max(0, (reply.server_ms() or 0) - CLOCK_SKEW_MS)
         return results(reply, what)
 
-    for _ in range(max(1, -(-ctx.page_size // SEARCH_LIMIT))):
+    for _ in range(searches):
         outcome = step(scan, search, stream.modified, stream.properties)
         records.extend(outcome.emit)
         scan, ended = outcome.scan, outcome.ended
         if ended:
             break
     latest = {record_id(r): r for r in records}  # a record modified mid-page appears twice: keep its last form
-    mapped = _map(api, name, list(latest.values()))
-    after = replace(state, scan=scan, archived_since=since)
-    if not ended:
+    pages_left = 1 if ended else max(1, -(-remaining // (searches * SEARCH_LIMIT)))
+    return Walked(list(latest.values()), ended, pages_left, first_ms), replace(state, scan=scan, archived_since=since)
+
+
+def _scan_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor, ctx: FetchContext) -> Page:
+    """A page of the walk, mapped; the walk's end ends a full pass (else the archived list follows)."""
+    walked, after = _walk(api, stream, name, state, ctx)
+    if name == "contacts":
+        mapped, companies = _map_contacts_page(api, walked, state)
+        after = replace(after, companies=companies)
+    else:
+        mapped = _map_engagements(api, name, walked.records)
+    if not walked.ended:
         cursor = after
     elif state.full:
-        cursor = replace(after, phase="idle", full=False)
+        cursor = replace(after, phase="idle", full=False, companies=CompanyNames())
     else:
-        cursor = replace(after, phase="archived", archived_after=None, archived_started=None)
+        cursor = replace(after, phase="archived", archived_after=None, archived_started=None, companies=CompanyNames())
     done = cursor.phase == "idle"
     return Page(mapped.observations, mapped.rejections, cursor.to_json(), done, api.calls, state.full)
 

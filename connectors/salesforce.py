@@ -3,7 +3,9 @@
 Each stream is one SOQL query over queryAll (so deleted and merged rows come back as IsDeleted),
 ordered by (SystemModstamp, Id), 2,000 rows a page (Sforce-Query-Options batchSize), one page per
 fetch_page. A full pass reads everything; later passes read rows with SystemModstamp after the
-high-water mark minus a 5-minute lookback (transactions commit after they stamp).
+high-water mark minus a 5-minute lookback (transactions commit after they stamp). The tasks query asks
+only for calls and logged emails (salesforce_soql.TASK_FILTER): to-dos are never fetched, and a deleted
+call or email still comes back (its subtype cannot change) to become a Deletion.
 
 Cursor, stored verbatim by the sync layer (times ISO 8601 UTC):
   {"v": 1, "full": F, "started": S, "high": H, "next": U}

@@ -34,8 +34,13 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "WhatId", "IsDeleted", "SystemModstamp", "(SELECT RelationId, Status, IsInvitee, IsWhat FROM EventRelations)",
     ),
 }  # fmt: skip
-# child events are the copies Salesforce makes in each invited user's calendar: the parent has them all
-STATIC_FILTERS: dict[str, str] = {"events": "IsChild = false"}
+# child events are the copies Salesforce makes in each invited user's calendar: the parent has them all.
+# Tasks: only logged calls and emails are interactions (salesforce_mapping._task_kind), so to-dos, list
+# emails, cadence and LinkedIn steps are never fetched. TaskSubtype cannot be changed after creation, so
+# a deleted call or email still matches (queryAll returns it with IsDeleted); `CallType != null` keeps
+# calls logged with the generic subtype (null or Task), which the mapper counts as calls too.
+TASK_FILTER = "(TaskSubtype IN ('Call', 'Email') OR CallType != null)"
+STATIC_FILTERS: dict[str, str] = {"events": "IsChild = false", "tasks": TASK_FILTER}
 ORDER = " ORDER BY SystemModstamp ASC, Id ASC"
 _ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 

@@ -130,5 +130,6 @@ class HubspotState:
     def reset_stats(self) -> None:
         with self.lock:
             self.stats.reset()
+            self.store.served.clear()
             self.faults.reset_counters()
             self.limits.reset()

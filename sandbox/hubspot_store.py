@@ -6,7 +6,7 @@ last-modified time from `now_ms`, so incremental searches see it.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -47,12 +47,16 @@ class HubspotStore:
     def __init__(self, data: PortalData, now_ms: Callable[[], int]) -> None:
         self.data = data
         self.now_ms = now_ms
+        # records served by the read endpoints (get, list, search, batch read), by (object type, id):
+        # counters for tests and benchmarks, cleared with the stats
+        self.served: Counter[tuple[str, int]] = Counter()
 
     # -- rendering ------------------------------------------------------------------------------
     def render(
         self, record: CrmRecord, properties: Iterable[str] | None, redact: frozenset[str] = frozenset()
     ) -> dict[str, Any]:
         """A SimplePublicObject: requested properties (null when unset) plus the always-returned ones."""
+        self.served[(record.type, record.id)] += 1
         wanted = list(properties) if properties is not None else list(DEFAULT_PROPERTIES.get(record.type, ()))
         wanted += ["hs_object_id", created_property(record.type), modified_property(record.type)]
         props = {name: record.properties.get(name) for name in dict.fromkeys(wanted) if name not in redact}

@@ -67,6 +67,13 @@ PARENTS: dict[tuple[str, str], tuple[str, str]] = {
     ("Event", "Owner"): ("OwnerId", "User"),
 }
 
+# restricted picklists (a value outside the list is refused on create and update; null is allowed)
+RESTRICTED_PICKLISTS: dict[tuple[str, str], frozenset[str]] = {
+    ("Task", "TaskSubtype"): frozenset({"Task", "Email", "ListEmail", "Cadence", "Call", "LinkedIn"}),
+}
+# fields set when a record is created and never updateable afterwards (Task.TaskSubtype: "Create", no "Update")
+CREATE_ONLY: frozenset[tuple[str, str]] = frozenset({("Task", "TaskSubtype")})
+
 # (object, child relationship name) -> (child object, its lookup field to the parent)
 CHILDREN: dict[tuple[str, str], tuple[str, str]] = {
     ("Event", "EventRelations"): ("EventRelation", "EventId"),

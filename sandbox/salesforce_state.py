@@ -20,7 +20,14 @@ from sandbox.faults import FaultInjector
 from sandbox.salesforce_auth import SalesforceAuth
 from sandbox.salesforce_data import ORG_ID, OrgData, Record, generate_org
 from sandbox.salesforce_query import render, select
-from sandbox.salesforce_schema import OBJECTS, canonical_field, canonical_object, object_of_id
+from sandbox.salesforce_schema import (
+    CREATE_ONLY,
+    OBJECTS,
+    RESTRICTED_PICKLISTS,
+    canonical_field,
+    canonical_object,
+    object_of_id,
+)
 from sandbox.salesforce_soql import SoqlError, parse
 from sandbox.stats import Stats
 from sandbox.world import DEFAULT_NOW, World
@@ -143,12 +150,17 @@ class SalesforceState:
                     self.data.records[sobject].pop(record_id, None)
                 del self.data.deleted_at[record_id]
 
-    def _fields(self, sobject: str, fields: Mapping[str, Any]) -> Record:
+    def _fields(self, sobject: str, fields: Mapping[str, Any], *, creating: bool = False) -> Record:
         out: Record = {}
         for name, value in fields.items():
             canonical = canonical_field(sobject, name)
             if canonical is None or canonical in ("Id", "IsDeleted", "SystemModstamp", "CreatedDate"):
                 raise ValueError(f"{sobject}.{name} cannot be set")
+            if not creating and (sobject, canonical) in CREATE_ONLY:
+                raise ValueError(f"{sobject}.{canonical} cannot be updated once the record exists")
+            allowed = RESTRICTED_PICKLISTS.get((sobject, canonical))
+            if allowed is not None and value is not None and value not in allowed:
+                raise ValueError(f"{sobject}.{canonical}: bad value for restricted picklist field: {value!r}")
             out[canonical] = value
         return out
 
@@ -164,7 +176,9 @@ class SalesforceState:
         with self.lock:
             ids: list[str] = []
             for fields in rows:
-                record: Record = {name: None for name in OBJECTS[canonical]} | self._fields(canonical, fields)
+                record: Record = {name: None for name in OBJECTS[canonical]} | self._fields(
+                    canonical, fields, creating=True
+                )
                 record_id = record["Id"] = self.data.new_id(canonical)
                 if canonical != "User":
                     record["IsDeleted"] = False

@@ -156,17 +156,41 @@ def test_contacts_full_pass_serves_every_contact_once(sb: Sandbox) -> None:
     assert {r.reason for p in pages for r in p.rejections} <= {"no_at", "bad_local_part", "bad_domain"}
 
 
-@pytest.mark.parametrize("stream", ["calls", "meetings", "emails"])
-def test_engagement_full_pass_one_association_read_per_page(sb: Sandbox, stream: str) -> None:
-    ctx = ctx_for(sb, page_size=40)  # small pages: several of them, each one search + one association read
+def grow_engagements(sb: Sandbox, stream: str, count: int, tied: int = 0) -> None:
+    """`count` more engagements a day old, linked to contacts; `tied` of them share one modification time."""
+    with sb.hubspot.lock:
+        store = sb.hubspot.store
+        contacts = sorted(live(sb, "contacts"))
+        base = sb.hubspot.now_ms() - 86_400_000
+        made = [
+            store.create(
+                stream,
+                {"hs_timestamp": str(base), "hubspot_owner_id": None},
+                {"contacts": contacts[i % 7 :: 97]},
+                base + i,
+            ).id
+            for i in range(count)
+        ]
+        store.set_modified(stream, made[100 : 100 + tied], base + 100)
+
+
+@pytest.mark.parametrize(("stream", "tied"), [("calls", 0), ("meetings", 450), ("emails", 0)])
+def test_engagement_pages_fill_whole_association_reads(sb: Sandbox, stream: str, tied: int) -> None:
+    grow_engagements(sb, stream, 2300, tied)  # ties: more than a search's 200 at one time, across pages
+    ctx = ctx_for(sb)  # page size 500: engagement pages of 5 searches (1,000 records), one association read
+    sb.hubspot.reset_stats()
     pages = run(stream, ctx)
     records = live(sb, stream)
     prefix = ENGAGEMENT_PREFIX[stream]
     served = observed(pages, ActivityObservation) + observed(pages, Deletion)
-    assert sorted(served) == sorted(f"{prefix}:{i}" for i in records)
+    assert sorted(served) == sorted(f"{prefix}:{i}" for i in records)  # each once
     calls = sb.hubspot.stats_snapshot()["calls"]
-    assert calls["associations"] == len(pages) - (1 if not pages[-1].observations else 0)
-    assert calls["search"] <= len(pages) + 1
+    assert len(pages) == math.ceil(len(records) / 1000) == calls["associations"] == 3
+    # each search after a page's first repeats the last one's newest record (modified >= anchor): 199 new
+    assert calls["search"] <= math.ceil(len(records) / 199) + (2 if tied else 0)  # a tie run: in and out
+    assert sum(p.api_calls for p in pages) == calls["search"] + 3
+    assert all(len(p.observations) <= 1000 for p in pages)  # one association read's worth
+    assert tied or all(len(p.observations) >= 990 for p in pages[:-1])  # (finding a tie run yields nothing)
     activities = {o.external_id: o for p in pages for o in p.observations if isinstance(o, ActivityObservation)}
     for record_id, record in records.items():
         activity = activities.get(f"{prefix}:{record_id}")
@@ -174,6 +198,96 @@ def test_engagement_full_pass_one_association_read_per_page(sb: Sandbox, stream:
             continue
         linked = {p.person_ref for p in activity.participants if p.role == "associated"}
         assert linked == {f"hubspot:{c}" for c in record.associations.get("contacts", ())}
+
+
+def grow_contacts(sb: Sandbox, companies: int, contacts: int, spread: int) -> None:
+    """More companies, and contacts a day old spread over the first `spread` companies (every fifth with
+    `company` text of its own; the first 25 by the portal's companies, the rest by those made here)."""
+    with sb.hubspot.lock:
+        store = sb.hubspot.store
+        base = sb.hubspot.now_ms() - 86_400_000
+        for i in range(companies):
+            store.create("companies", {"name": f"Firm {i}"}, at_ms=base + i)
+        firms = sorted(live(sb, "companies"))[:spread]
+        for i in range(contacts):
+            firm = firms[i % len(firms)]
+            props = {"email": f"p{i}@firm{firm}.test", "company": f"Own {i}" if i % 5 == 0 else None}
+            store.create(
+                "contacts", props | {"associatedcompanyid": str(firm)}, {"companies": [firm]}, base + 10_000 + i
+            )
+
+
+def company_of_each_contact(sb: Sandbox) -> dict[str, str | None]:
+    """What the contacts stream should say of each live contact: its own company text, else its company's name."""
+    firms = {i: r.properties.get("name") for i, r in live(sb, "companies").items()}
+    out: dict[str, str | None] = {}
+    for contact_id, record in live(sb, "contacts").items():
+        cid = record.properties.get("associatedcompanyid") or ""
+        out[str(contact_id)] = record.properties.get("company") or (firms.get(int(cid)) if cid.isdigit() else None)
+    return out
+
+
+def last_company(pages: list[Page]) -> dict[str, str | None]:
+    """Each contact's company as the last observation of it says (later pages win, as in the store)."""
+    return {o.external_id: o.company for p in pages for o in p.observations if isinstance(o, PersonObservation)}
+
+
+def test_contact_company_names_read_once_per_pass_from_a_directory(sb: Sandbox) -> None:
+    grow_contacts(sb, companies=60, contacts=900, spread=100)
+    sb.hubspot.reset_stats()
+    pages = run("contacts", ctx_for(sb, page_size=200))  # one search a page: 6 pages
+    assert last_company(pages) == company_of_each_contact(sb)
+    served = sb.hubspot.store.served
+    firms = live(sb, "companies")
+    assert {served[("companies", i)] for i in firms} == {1}  # every company read once: the directory (103)
+    calls = sb.hubspot.stats_snapshot()["calls"]
+    assert calls.get("batch_read", 0) == 0
+    assert calls["search"] == len(pages) + 1 + 1  # the contacts, the directory, the walk's end check
+    assert sum(p.api_calls for p in pages) == calls["search"] and len(pages) == 6
+    kept = [p.cursor.get("companies") for p in pages]
+    assert kept[-1] is None and all(k is not None and len(k["names"]) == len(firms) for k in kept[:-1])
+
+
+def test_contact_company_names_of_a_big_portal_are_batch_read_once_each(sb: Sandbox) -> None:
+    grow_contacts(sb, companies=1100, contacts=1200, spread=400)  # 1,143 companies: too many for a directory
+    sb.hubspot.reset_stats()
+    pages = run("contacts", ctx_for(sb, page_size=200))
+    assert last_company(pages) == company_of_each_contact(sb)
+    served = sb.hubspot.store.served
+    firms = sorted(live(sb, "companies"))
+    named = {int(cid) for c in live(sb, "contacts").values() if not c.properties.get("company")
+             and (cid := c.properties.get("associatedcompanyid"))}  # fmt: skip
+    assert max(served[("companies", i)] for i in firms) == 1  # read at most once in the pass
+    assert {i for i in firms if served[("companies", i)]} == named | set(firms[:200])  # the one search's 200
+    calls = sb.hubspot.stats_snapshot()["calls"]
+    assert calls["search"] == len(pages) + 1 + 1  # the contacts, the one directory search, the end check
+    assert calls["batch_read"] <= len(pages) + 1
+    assert all(len(p.cursor.get("companies", {}).get("names", ())) <= 1000 for p in pages)
+
+
+def test_a_company_renamed_during_the_pass_reaches_contacts_sent_before(sb: Sandbox) -> None:
+    grow_contacts(sb, companies=10, contacts=800, spread=30)
+    ctx = ctx_for(sb, page_size=200)
+    first = hubspot.fetch_page("contacts", None, ctx)
+    contacts = live(sb, "contacts")
+    named = [
+        (str(cid), o.external_id)
+        for o in first.observations
+        if isinstance(o, PersonObservation)
+        and not contacts[int(o.external_id)].properties.get("company")
+        and (cid := contacts[int(o.external_id)].properties.get("associatedcompanyid"))
+    ]
+    renamed = max((cid for cid, _ in named), key=lambda c: sum(1 for c2, _ in named if c2 == c))
+    sent = {contact for cid, contact in named if cid == renamed}
+    assert first.cursor["companies"]["names"][renamed] == live(sb, "companies")[int(renamed)].properties["name"]
+    with sb.hubspot.lock:
+        sb.hubspot.store.update("companies", int(renamed), {"name": "Firm Nine"})
+    sb.hubspot.reset_stats()
+    rest = run("contacts", ctx, json.loads(json.dumps(first.cursor)))
+    assert last_company([first, *rest]) == company_of_each_contact(sb)
+    assert {last_company(rest)[c] for c in sent} == {"Firm Nine"}  # re-sent at the walk's end
+    calls = sb.hubspot.stats_snapshot()["calls"]
+    assert calls["associations"] == 1 and calls["batch_read"] == 1  # the renamed company's contacts
 
 
 def test_owners_are_user_records_and_the_archived_one_a_deletion(sb: Sandbox) -> None:

@@ -32,6 +32,9 @@ from connectors.base import (
     Unauthorized,
 )
 from connectors.registry import get_connector
+from connectors.salesforce_api import next_url, open_api, records
+from connectors.salesforce_mapping import Mapped, map_task
+from connectors.salesforce_soql import FIELDS
 from sandbox.server import Sandbox
 from sandbox.world import World, generate_world
 
@@ -160,10 +163,18 @@ def test_whoami_and_every_stream_once(sb: Sandbox) -> None:
     assert all(p.full_resync for stream in ("users", "contacts", "leads", "tasks", "events") for p in pages[stream])
 
 
+def interaction_rows(sb: Sandbox) -> int:
+    """Task rows the tasks stream queries (calls and emails, live or in the Recycle Bin)."""
+    with sb.salesforce.lock:
+        rows = sb.salesforce.data.records["Task"].values()
+        return sum(1 for r in rows if r.get("TaskSubtype") in ("Call", "Email") or r.get("CallType") is not None)
+
+
 @pytest.mark.parametrize("sobject, stream", [("Task", "tasks"), ("Contact", "contacts")])
 def test_ten_thousand_records_in_five_calls(sb: Sandbox, sobject: str, stream: str) -> None:
     fields = {"Task": {"TaskSubtype": "Call", "Subject": "dial"}, "Contact": {"LastName": "Bulk"}}[sobject]
-    sb.salesforce.create_many(sobject, [fields] * (10_000 - query_all_rows(sb, sobject)))
+    read = interaction_rows(sb) if sobject == "Task" else query_all_rows(sb, sobject)
+    sb.salesforce.create_many(sobject, [fields] * (10_000 - read))
     sb.salesforce.reset_stats()
     pages = run_pass(stream, context(sb))
     seen = [o.external_id for p in pages for o in p.observations if isinstance(o, (ActivityObservation, Deletion))]
@@ -173,6 +184,72 @@ def test_ten_thousand_records_in_five_calls(sb: Sandbox, sobject: str, stream: s
     expected = {r["Id"] for r in sb.salesforce.live(sobject) if r.get("TaskSubtype") != "Task"}  # to-dos skipped
     assert expected <= set(seen) and len(seen) == len(set(seen))
     assert [p.done for p in pages] == [False] * 4 + [True]
+
+
+def reference_tasks(ctx: FetchContext) -> list[Any]:
+    """What the tasks stream emitted when it read every Task row: one unfiltered queryAll, mapped."""
+    api = open_api(ctx)
+    fields = ", ".join(FIELDS["tasks"])
+    page = api.query_all(f"SELECT {fields} FROM Task ORDER BY SystemModstamp ASC, Id ASC", "all tasks")
+    rows = records(page)
+    while (url := next_url(page, "all tasks")) is not None:
+        page = api.more(url, "all tasks")
+        rows += records(page)
+    out = Mapped()
+    for row in rows:
+        map_task(row, out)
+    return out.observations + out.rejections
+
+
+def test_tasks_never_fetch_to_dos_and_emit_what_reading_every_row_did(sb: Sandbox) -> None:
+    state = sb.salesforce
+    state.create_many("Task", [{"TaskSubtype": "Task", "Subject": "Send proposal"}] * 2500)  # to-dos
+    state.create_many("Task", [{"TaskSubtype": "ListEmail"}, {"TaskSubtype": "Cadence"}, {"TaskSubtype": None}] * 50)
+    state.create_many(
+        "Task", [{"TaskSubtype": "Call", "CallType": "Inbound"}] * 1500 + [{"TaskSubtype": "Email"}] * 600
+    )
+    legacy = state.create_many("Task", [{"TaskSubtype": "Task", "CallType": "Outbound"}, {"CallType": "Inbound"}])
+    gone_call, gone_todo = (
+        next(r["Id"] for r in state.live("Task") if r["TaskSubtype"] == k) for k in ("Call", "Task")
+    )
+    state.delete(gone_call)
+    state.delete(gone_todo)
+    ctx = context(sb)
+    reference = reference_tasks(ctx)
+    state.reset_stats()
+    pages = run_pass("tasks", ctx)
+    emitted = [o for p in pages for o in (*p.observations, *p.rejections)]
+    to_dos = {r["Id"] for r in state.live("Task") if r["TaskSubtype"] not in ("Call", "Email") and not r["CallType"]}
+    # the same records, less the Deletion of a to-do that was never stored
+    assert sorted(map(repr, emitted)) == sorted(repr(o) for o in reference if o != Deletion("salesforce", gone_todo))
+    calls = {a.external_id for a in of_type(pages, ActivityObservation) if a.kind == "call"}
+    assert Deletion("salesforce", gone_call) in emitted and set(legacy) <= calls  # generic subtype + CallType
+    assert not to_dos & {getattr(o, "external_id", "") for o in emitted}
+    wanted = interaction_rows(sb)
+    assert query_all_rows(sb, "Task") - wanted > 2500  # what the stream no longer reads
+    assert sum(p.api_calls for p in pages) == len(pages) == -(-wanted // 2000)
+    assert state.object_calls == {"queryAll:Task": 1, "query_more:Task": len(pages) - 1}
+
+
+def test_a_deleted_call_or_email_is_a_deletion_and_to_dos_never_show(sb: Sandbox) -> None:
+    state = sb.salesforce
+    ctx = context(sb)
+    cursor = run_pass("tasks", ctx)[-1].cursor
+    call, email, todo = (
+        next(r["Id"] for r in state.live("Task") if r["TaskSubtype"] == k) for k in ("Call", "Email", "Task")
+    )
+    state.delete(call)
+    state.delete(email)
+    state.delete(todo)
+    fresh = state.create("Task", {"TaskSubtype": "Task", "Subject": "Follow up", "ActivityDate": None})
+    kept = state.create("Task", {"TaskSubtype": "Call", "CallType": "Outbound", "Subject": "Ring"})
+    state.reset_stats()
+    pages = run_pass("tasks", ctx, cursor)
+    assert len(pages) == 1 and pages[0].api_calls == 1 and not pages[0].full_resync
+    assert {d.external_id for d in of_type(pages, Deletion)} == {call, email}
+    activities = {a.external_id for a in of_type(pages, ActivityObservation)}
+    assert kept in activities and activities <= {r["Id"] for r in state.live("Task")}
+    assert not {todo, fresh} & {o.external_id for o in pages[0].observations}
 
 
 def test_incremental_after_create_update_delete(sb: Sandbox) -> None:

@@ -220,6 +220,34 @@ def test_query_all_returns_deleted_and_merged_rows_until_purged(sb: Sandbox) -> 
     assert [r["Id"] for r in sf.query_all(soql, include_deleted=True)["records"]] == [a]
 
 
+def test_task_subtype_filters_include_deleted_rows_and_the_subtype_is_create_only(sb: Sandbox) -> None:
+    state = sb.salesforce
+    call, email, todo, legacy, listed = state.create_many(
+        "Task",
+        [
+            {"TaskSubtype": "Call", "CallType": "Inbound"},
+            {"TaskSubtype": "Email"},
+            {"TaskSubtype": "Task"},
+            {"TaskSubtype": "Task", "CallType": "Outbound"},
+            {"TaskSubtype": "ListEmail"},
+        ],
+    )
+    state.delete(email)
+    state.delete(todo)
+    sf = client(sb, login(sb))
+    mine = f"Id IN ('{call}', '{email}', '{todo}', '{legacy}', '{listed}')"
+    soql = f"SELECT Id, IsDeleted FROM Task WHERE (TaskSubtype IN ('Call', 'Email') OR CallType != null) AND {mine}"
+    rows = {r["Id"]: r["IsDeleted"] for r in sf.query_all(soql, include_deleted=True)["records"]}
+    assert rows == {call: False, email: True, legacy: False}  # queryAll: the deleted email, not the to-do
+    assert {r["Id"] for r in sf.query(soql)["records"]} == {call, legacy}
+    assert sf.query(f"SELECT Id FROM Task WHERE TaskSubtype = null AND {mine}")["totalSize"] == 0
+    with pytest.raises(ValueError, match="cannot be updated"):
+        state.update(call, {"TaskSubtype": "Task"})  # Task.TaskSubtype: Create, no Update
+    with pytest.raises(ValueError, match="restricted picklist"):
+        state.create("Task", {"TaskSubtype": "Fax"})
+    state.update(legacy, {"CallType": None})  # other fields stay updateable
+
+
 def test_get_deleted_window(sb: Sandbox) -> None:
     state = sb.salesforce
     contact = state.create("Contact", {"LastName": "Gone"})
