@@ -86,6 +86,7 @@ def render_contacts(session: Session, org_id: int, contacts: Sequence[Contact]) 
             "emails": sorted(emails[c.id]),
             "phones": sorted(set(phones[c.id])),
             "company_domain": c.company_domain,
+            "company": c.company,
             "merged_ids": sorted(merged[c.id], key=int),
             "relationships": ties[c.id],
         }

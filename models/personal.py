@@ -66,6 +66,7 @@ EXEMPT: dict[tuple[str, str], str] = {
     ("orgs", "domains"): "the customer's internal domains, not a person",
     ("contacts", "name_rank"): "a number ranking where the name came from",
     ("contacts", "company_domain"): "a company's domain; free-mail domains are never stored here",
+    ("contacts", "company"): "the employer's name as CRM records give it, kept only while such a record is",
     ("activities", "dedupe_key"): "a Message-ID / iCalUID / source record key, opaque to people",
     ("sightings", "external_id"): "a provider's message or event id, opaque",
     ("rejected", "external_id"): "a provider's record id, opaque; the row goes with its detail",

@@ -232,6 +232,7 @@ class Contact(Base):
     name: Mapped[str | None] = mapped_column(String(300), default=None)
     name_rank: Mapped[int] = mapped_column(Integer, default=0)
     company_domain: Mapped[str | None] = mapped_column(String(255), default=None)
+    company: Mapped[str | None] = mapped_column(String(300), default=None)  # a CRM account name, when one is known
     status: Mapped[str] = mapped_column(String(10), default="active")
     merged_into: Mapped[int | None] = mapped_column(BigInteger, default=None)
     feed_seq: Mapped[int] = mapped_column(BigInteger, default=0)

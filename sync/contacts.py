@@ -16,6 +16,7 @@ from sync.resolve import chunks, resolve
 
 RECORD_NAME_RANK = 2  # address-book and CRM names win over mail headers
 MAIL_NAME_RANK = 1
+CRM_SOURCES = ("salesforce", "hubspot")  # company names come from CRM accounts; address books hold free text
 
 
 def participant_key(email: str, person_ref: str | None) -> str | None:
@@ -126,7 +127,7 @@ class ContactBook:
         )
 
     def _refresh(self, contact_ids: set[int]) -> set[int]:
-        """Name (records first, then the most frequent mail name; ties: smallest) and company domain."""
+        """Name (records first, then the most frequent mail name; ties: smallest), company domain and name."""
         changed: set[int] = set()
         for batch in chunks(sorted(contact_ids)):
             changed |= self._refresh_batch(batch)
@@ -150,6 +151,17 @@ class ContactBook:
             .group_by(PersonRecord.ref, PersonRecord.name),
             refs,
         )
+        companies = self._counted(
+            select(PersonRecord.ref, PersonRecord.company, func.count())
+            .where(
+                PersonRecord.org_id == self.org_id,
+                PersonRecord.ref.in_([r for rs in refs.values() for r in rs]),
+                PersonRecord.company.is_not(None),
+                PersonRecord.source.in_(CRM_SOURCES),
+            )
+            .group_by(PersonRecord.ref, PersonRecord.company),
+            refs,
+        )
         mail_names = self._counted(
             select(Participant.email, Participant.name, func.count())
             .where(
@@ -169,9 +181,16 @@ class ContactBook:
             if name is None:
                 name, rank = _best(mail_names.get(contact.id)), MAIL_NAME_RANK
             domain = _domain_of([email_key(e) for e in emails[contact.id]])
-            if (contact.name, contact.company_domain) != (name, domain):
+            company = _best(companies.get(contact.id))  # each CRM record counts once per connection holding it
+            if (contact.name, contact.company_domain, contact.company) != (name, domain, company):
                 rows.append(
-                    {"id": contact.id, "name": name, "name_rank": rank if name else 0, "company_domain": domain}
+                    {
+                        "id": contact.id,
+                        "name": name,
+                        "name_rank": rank if name else 0,
+                        "company_domain": domain,
+                        "company": company,
+                    }
                 )
                 changed.add(contact.id)
         if rows:

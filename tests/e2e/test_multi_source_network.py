@@ -70,6 +70,8 @@ def test_the_world_exercises_every_rule() -> None:
     addressless = {f"ref:{r.ref}" for r in raw.records if r.kind != "user" and not r.emails and r.phones}
     assert any(p.emails and p.keys & addressless for p in network.people)  # tied to an address by a phone
     assert any(len(p.ties) > 1 for p in network.people)
+    assert any(p.profile.company for p in network.people)  # CRM account names reach contacts
+    assert any(p.profile.company_domain and not p.profile.company for p in network.people)  # a domain alone
     assert network.noise
 
 

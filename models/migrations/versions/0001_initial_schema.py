@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 00:21:26.298320
+Create Date: 2026-11-25 00:32:56.660420
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=300), nullable=True),
     sa.Column('name_rank', sa.Integer(), nullable=False),
     sa.Column('company_domain', sa.String(length=255), nullable=True),
+    sa.Column('company', sa.String(length=300), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('merged_into', sa.BigInteger(), nullable=True),
     sa.Column('feed_seq', sa.BigInteger(), nullable=False),
