@@ -35,27 +35,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import requests  # noqa: E402
 
 from connectors.base import JSON, Connector, Endpoints, FetchContext, RateLimited  # noqa: E402
 from connectors.registry import CONNECTORS  # noqa: E402
-from models.settings import ProviderSettings, Settings  # noqa: E402
+from models.settings import Settings  # noqa: E402
+from sandbox.consent import sign_in  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 from sandbox.world import World, generate_world  # noqa: E402
-from sync.connections import scopes_of  # noqa: E402
-from tokens.clients import client_for  # noqa: E402
-from tokens.pkce import make_verifier, s256_challenge  # noqa: E402
 
 ORG = "acme"
 DOMAIN = "acme.test"
 MEMBERS = ("alice@acme.test", "bob@acme.test", "carol@acme.test")
-REDIRECT = "http://127.0.0.1:9/oauth/callback/{provider}"
 # the emulators' counter labels that are not API calls: OAuth and identity endpoints, and batch parts
 # (counted beside their batch request, which is the one HTTP call)
 NOT_API = frozenset(
@@ -253,41 +248,10 @@ class StreamResult:
         return f"{self.source}/{self.stream}"
 
 
-def provider_settings(sb: Sandbox, provider: str) -> ProviderSettings:
-    conf = sb.settings()
-    key = provider.upper()
-    return ProviderSettings(
-        name=provider,
-        client_id=conf[f"{key}_CLIENT_ID"],
-        client_secret=conf[f"{key}_CLIENT_SECRET"],
-        auth_url=conf[f"{key}_AUTH_URL"],
-        token_url=conf[f"{key}_TOKEN_URL"],
-        revoke_url=conf[f"{key}_REVOKE_URL"],
-        api_url=conf[f"{key}_API_URL"],
-    )
-
-
 def context_for(sb: Sandbox, provider: str, account: str, now: datetime) -> FetchContext:
     """Sign in as `account` (the product's OAuth client, PKCE S256, the emulator's consent redirect), and
     the FetchContext the sync layer would build from the tokens (sync.pipeline._context)."""
-    client = client_for(provider_settings(sb, provider), sb.ca_path, 10)
-    try:
-        verifier = make_verifier()
-        redirect = REDIRECT.format(provider=provider)
-        url = client.authorize_url(
-            redirect_uri=redirect,
-            scopes=scopes_of(provider),
-            state="bench",
-            code_challenge=s256_challenge(verifier),
-            login_hint=account,
-        )
-        answer = requests.get(url, allow_redirects=False, timeout=10, verify=sb.ca_path or True)
-        if answer.status_code not in (302, 303):
-            raise RuntimeError(f"{provider} consent for {account}: HTTP {answer.status_code} {answer.text[:200]}")
-        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-        tokens = client.exchange(code, redirect_uri=redirect, code_verifier=verifier)
-    finally:
-        client.close()
+    tokens = sign_in(sb, provider, account, "bench")
     extra = {k: str(v) for k, v in tokens.extra.items() if k in ("instance_url", "id")}
     endpoints = Endpoints(
         api_url=extra.get("instance_url") or sb.settings()[f"{provider.upper()}_API_URL"],

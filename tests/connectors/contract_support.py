@@ -20,9 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
-import requests
 
 from connectors.base import (
     JSON,
@@ -37,18 +34,15 @@ from connectors.base import (
     RateLimited,
 )
 from connectors.registry import CONNECTORS
-from models.settings import ProviderSettings
+from sandbox.consent import sign_in as sandbox_sign_in
 from sandbox.faults import FaultInjector
 from sandbox.server import Sandbox
 from sync.connections import scopes_of
 from tests.connectors.conftest import access_token as google_access_token
-from tokens.clients import client_for
 from tokens.oauth import TokenSet
-from tokens.pkce import make_verifier, s256_challenge
 
 KNOWN_PROVIDERS = frozenset({"google", "microsoft", "salesforce", "hubspot"})
 MAX_PAGES = 60  # a full pass of a small world needs a handful; more means a paging loop
-REDIRECT = "http://127.0.0.1:9/oauth/callback/{provider}"
 
 
 # -- the matrix ------------------------------------------------------------------------------------------
@@ -78,43 +72,12 @@ def all_cases() -> list[Case]:
 
 
 # -- tokens and contexts ----------------------------------------------------------------------------------
-def provider_settings(sb: Sandbox, provider: str) -> ProviderSettings:
-    """The product's settings for `provider`, as `Sandbox.settings()` gives them."""
-    conf = sb.settings()
-    key = provider.upper()
-    return ProviderSettings(
-        name=provider,
-        client_id=conf[f"{key}_CLIENT_ID"],
-        client_secret=conf[f"{key}_CLIENT_SECRET"],
-        auth_url=conf[f"{key}_AUTH_URL"],
-        token_url=conf[f"{key}_TOKEN_URL"],
-        revoke_url=conf[f"{key}_REVOKE_URL"],
-        api_url=conf[f"{key}_API_URL"],
-    )
-
-
 def sign_in(sb: Sandbox, provider: str, account: str) -> TokenSet:
     """The consent flow as the product runs it: authorize URL (PKCE S256, login_hint), the emulator's
     redirect with a code, and the code exchange through the product's OAuth client."""
     if provider == "google":  # the connectors' shared Google helper (conftest)
         return TokenSet(google_access_token(sb, account, tuple(scopes_of("google"))), None, None, None)
-    client = client_for(provider_settings(sb, provider), sb.ca_path, 10)
-    try:
-        verifier = make_verifier()
-        redirect = REDIRECT.format(provider=provider)
-        url = client.authorize_url(
-            redirect_uri=redirect,
-            scopes=scopes_of(provider),
-            state="contract",
-            code_challenge=s256_challenge(verifier),
-            login_hint=account,
-        )
-        answer = requests.get(url, allow_redirects=False, timeout=10, verify=sb.ca_path or True)
-        assert answer.status_code in (302, 303), answer.text[:300]
-        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-        return client.exchange(code, redirect_uri=redirect, code_verifier=verifier)
-    finally:
-        client.close()
+    return sandbox_sign_in(sb, provider, account, "contract")
 
 
 def context_for(sb: Sandbox, provider: str, account: str, **overrides: Any) -> FetchContext:

@@ -231,6 +231,14 @@ def message_key(msg: MailMessage) -> str:
 # the rules
 
 
+def decayed_strength(times: Iterable[tuple[str, datetime]], now: datetime, weights: Mapping[str, float]) -> float:
+    """DESIGN.md's strength: 1 - exp(-sum(weight x 0.5^(age_days / half-life)) / scale), ages never negative."""
+    total = sum(
+        weights[kind] * 0.5 ** (max(0.0, (now - at).total_seconds() / 86400.0) / HALF_LIFE_DAYS) for kind, at in times
+    )
+    return 1.0 - math.exp(-total / SCALE)
+
+
 @dataclass
 class ExpectedTie:
     """One member's relationship with a contact."""
@@ -247,11 +255,7 @@ class ExpectedTie:
         return iso(max(t for _, t in self.times))
 
     def strength(self, now: datetime) -> float:
-        total = sum(
-            WEIGHTS[kind] * 0.5 ** (max(0.0, (now - at).total_seconds() / 86400.0) / HALF_LIFE_DAYS)
-            for kind, at in self.times
-        )
-        return 1.0 - math.exp(-total / SCALE)
+        return decayed_strength(self.times, now, WEIGHTS)
 
 
 @dataclass

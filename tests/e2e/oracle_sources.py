@@ -21,14 +21,13 @@ Each reader's docstring lists its decisions where DESIGN.md leaves room. Decisio
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sandbox.server import Sandbox
-from tests.e2e.oracle import is_external
+from tests.e2e.oracle import decayed_strength, is_external
 from tests.e2e.oracle_books import google_records, outlook_records
 from tests.e2e.oracle_crm import hubspot_copies, hubspot_records, salesforce_copies, salesforce_records
 from tests.e2e.oracle_mailcal import gmail_copies, google_calendar_copies, outlook_calendar_copies, outlook_mail_copies
@@ -37,8 +36,6 @@ from tests.e2e.oracle_people import Profile, Profiles, people, record_ties
 
 WEIGHTS = {"email_out": 1.0, "email_in": 0.7, "meeting": 3.0, "call": 2.0}
 KINDS = tuple(WEIGHTS)
-HALF_LIFE_DAYS = 90.0
-SCALE = 10.0
 MAX_PARTICIPANTS = 25
 OWNED = {"call": "call", "crm_email": "email_out", "email": "email_out", "meeting": "meeting"}
 USER_REFS = ("ref:salesforce:user:", "ref:hubspot:owner:")
@@ -96,11 +93,7 @@ class Tie:
         return max(at for _, at in self.times)
 
     def strength(self, now: datetime) -> float:
-        total = sum(
-            WEIGHTS[kind] * 0.5 ** (max(0.0, (now - at).total_seconds() / 86400.0) / HALF_LIFE_DAYS)
-            for kind, at in self.times
-        )
-        return 1.0 - math.exp(-total / SCALE)
+        return decayed_strength(self.times, now, WEIGHTS)
 
 
 @dataclass
