@@ -9,6 +9,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.rls import org_of, scoped
 from models.tables import ApiKey, AuditEvent, Member, Org
 
 
@@ -41,6 +42,7 @@ def upsert_org(session: Session, slug: str, domains: list[str], actor: str) -> O
     else:
         org.domains = clean
     session.flush()
+    scoped(session, org.id)  # a new org's first rows are its own
     session.add(AuditEvent(org_id=org.id, actor=actor, action="org.upserted", target=slug, details={"domains": clean}))
     return org
 
@@ -106,7 +108,6 @@ def create_api_key(session: Session, org: Org, actor: str) -> str:
 
 
 def org_of_stored_key(session: Session, key: str) -> Org | None:
-    """The org a stored (hashed) key belongs to."""
-    return session.execute(
-        select(Org).join(ApiKey, ApiKey.org_id == Org.id).where(ApiKey.key_hash == hash_api_key(key))
-    ).scalar_one_or_none()
+    """The org a stored (hashed) key belongs to (found before any org is set)."""
+    org_id = org_of(session, "api_key", hash_api_key(key))
+    return session.get(Org, org_id) if org_id is not None else None

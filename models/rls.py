@@ -18,7 +18,11 @@ function `sxsync_org_of`, which sees every org for that one lookup only.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, MetaData, Table, event, select, text
 from sqlalchemy.engine import URL, make_url
@@ -28,12 +32,17 @@ from models.tables import ApiKey, AuditEvent, Base, OAuthState
 from models.tables import Connection as ConnectionRow
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 APP_ROLE = "sxsync_app"  # LOGIN; trust auth on this host, production gives it a credential
 POLICY = "sxsync_org_v1"  # bump the suffix when the expression changes: older sxsync_org_* policies are dropped
 ORG_SETTING = "sxsync.org_id"
 ALL_ORGS_SETTING = "sxsync.all_orgs"
 _INFO_KEY = "sxsync_rls"
+# the scope of sessions that set none themselves: per thread / task, so a worker's job, a request and the
+# scheduler each carry their own; unset means no org (on PostgreSQL such a session sees no org's rows)
+_SCOPE: ContextVar[tuple[str, str] | None] = ContextVar("sxsync_rls_scope", default=None)
 
 ORG_CHECK = (
     f"org_id = NULLIF(current_setting('{ORG_SETTING}', true), '')::bigint"
@@ -201,6 +210,47 @@ def org_sessions(factory: sessionmaker[Session], org_id: int) -> sessionmaker[Se
     return sessionmaker(class_=factory.class_, **{**factory.kw, "info": {_INFO_KEY: (str(int(org_id)), "off")}})
 
 
+@contextmanager
+def org_scope(org_id: int) -> Iterator[None]:
+    """Every session begun inside the block (in this thread or task) sees one org: a job, a request."""
+    token = _SCOPE.set((str(int(org_id)), "off"))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+@contextmanager
+def system_scope() -> Iterator[None]:
+    """Every session begun inside the block sees every org, unaudited: the system's own cross-org loops
+    (scheduling, reconciling, ops figures, the operator's shell), never a path a caller's input drives."""
+    token = _SCOPE.set(("", "on"))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+@contextmanager
+def cross_org(writes: sessionmaker[Session], *, actor: str, reason: str) -> Iterator[None]:
+    """A cross-org job (opt-out, retention): every session inside sees every org; the use is audited first."""
+    with system_scope():
+        with writes.begin() as session:
+            all_orgs(session, actor=actor, reason=reason)
+        yield
+
+
+def system_wide(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run `fn` in the system scope (the scheduler's and the ops views' cross-org reads)."""
+
+    @wraps(fn)
+    def inside(*args: P.args, **kwargs: P.kwargs) -> R:
+        with system_scope():
+            return fn(*args, **kwargs)
+
+    return inside
+
+
 def all_orgs(session: Session, *, actor: str, reason: str, audit: bool = True) -> None:
     """The audited escape hatch for cross-org jobs (opt-out, retention, export): every org is visible.
 
@@ -246,7 +296,7 @@ def _set(conn: Connection, values: tuple[str, str]) -> None:
 
 @event.listens_for(Session, "after_begin")
 def _reapply(session: Session, _transaction: SessionTransaction, conn: Connection) -> None:
-    """Each new transaction of a scoped session gets its scope again (SET LOCAL died with the last one)."""
-    values = session.info.get(_INFO_KEY)
+    """Each new transaction gets its session's scope, else the block's (SET LOCAL died with the last one)."""
+    values = session.info.get(_INFO_KEY) or _SCOPE.get()
     if values is not None and conn.dialect.name == "postgresql":
         _set(conn, values)

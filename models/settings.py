@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path(".sxsync"))
     database_url: str = ""
+    # PostgreSQL: migrate as the URL's (owner) role, then work as the non-owner sxsync_app role so that
+    # row-level security applies (models/rls.py); the app role's URL is the owner's with that user name
+    db_app_role: bool = True
     broker_url: str = ""
     secret_keys: str = ""
     public_url: str = "http://127.0.0.1:8000"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from connectors.base import InvalidValue
 from connectors.emails import normalize_email
 from connectors.phones import normalize_phone
+from models.rls import cross_org
 from models.suppression import suppress, suppression_hash
 from models.tables import AuditEvent
 from privacy.purge import orgs_of, purge_identity
@@ -43,22 +44,23 @@ def identity_key(raw: str, region: str = "US") -> str:
 
 def opt_out(rt: Runtime, raw: str, actor: str) -> OptOut:
     """Suppress first (so a sync racing the erasure drops the identity), then erase in every org."""
-    key = identity_key(raw)
-    secret = rt.suppression_secret()
-    reference = suppression_hash(key, secret)[:16]
-    with rt.writes.begin() as session:
-        suppress(session, key, secret)
-        orgs = orgs_of(session)
-    erased = 0
-    for org_id in orgs:
-        erased += purge_identity(rt, org_id, key).copies_and_records
-    with rt.writes.begin() as session:
-        session.add(
-            AuditEvent(
-                actor=actor,
-                action="privacy.opt_out",
-                target=f"identity:{reference}",
-                details={"orgs": len(orgs), "erased": erased},
+    key = identity_key(raw)  # a malformed address is refused before anything is touched or audited
+    with cross_org(rt.writes, actor=actor, reason="privacy.opt_out"):
+        secret = rt.suppression_secret()
+        reference = suppression_hash(key, secret)[:16]
+        with rt.writes.begin() as session:
+            suppress(session, key, secret)
+            orgs = orgs_of(session)
+        erased = 0
+        for org_id in orgs:
+            erased += purge_identity(rt, org_id, key).copies_and_records
+        with rt.writes.begin() as session:
+            session.add(
+                AuditEvent(
+                    actor=actor,
+                    action="privacy.opt_out",
+                    target=f"identity:{reference}",
+                    details={"orgs": len(orgs), "erased": erased},
+                )
             )
-        )
-    return OptOut(reference, len(orgs), erased)
+        return OptOut(reference, len(orgs), erased)

@@ -8,6 +8,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from models.policy import StrengthPolicy
+from models.rls import system_wide
 from models.store import lock_org, publish_contacts
 from models.tables import Org, Relationship
 from sync.relationships import recompute_contacts
@@ -56,6 +57,7 @@ def _strengths(session: Session, contacts: list[int]) -> dict[int, tuple[float, 
     return {c: tuple(v) for c, v in found.items()}
 
 
+@system_wide
 def decay_due(rt: Runtime, now: datetime) -> int:
     """Run the decay for every org whose last run is a day old (the scheduler calls this each tick)."""
     with rt.sessions() as session:

@@ -12,6 +12,7 @@ import dramatiq
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from models.rls import system_wide
 from models.tables import Connection, SyncState
 from sync.runtime import Runtime
 from sync.scheduler import reconcile
@@ -55,6 +56,7 @@ def progress(rt: Runtime, org_id: int | None = None) -> Progress:
     return Progress(int(running), int(failed), int(pages), int(records))
 
 
+@system_wide
 def wait_for_chains(
     rt: Runtime,
     org_id: int | None = None,

@@ -19,6 +19,7 @@ import dramatiq
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from models.rls import system_wide
 from models.tables import Connection, Org, SyncState
 from privacy.audit import record
 from sync.dead_letters import DeadLetter, list_dead_letters
@@ -86,6 +87,7 @@ def _streams(session: Session, connection_id: int, stream: str | None) -> list[S
     return states
 
 
+@system_wide
 def pause_connection(
     rt: Runtime, connection_id: int, *, actor: str, org: str | None = None, notify: Notify | None = None
 ) -> ActionResult:
@@ -109,6 +111,7 @@ def pause_connection(
     return ActionResult("paused", connection_id, org_row.slug)
 
 
+@system_wide
 def resume_connection(
     rt: Runtime, connection_id: int, *, actor: str, org: str | None = None, notify: Notify | None = None
 ) -> ActionResult:
@@ -138,6 +141,7 @@ def resume_connection(
     return ActionResult("resumed", connection_id, org_row.slug, [s for s, _ in started])
 
 
+@system_wide
 def resync_stream(
     rt: Runtime, connection_id: int, stream: str | None = None, *, actor: str, org: str | None = None
 ) -> ActionResult:
@@ -182,6 +186,7 @@ def resync_stream(
     return ActionResult("resync", connection_id, org_row.slug, [s.stream for s in states], {"enqueued": active})
 
 
+@system_wide
 def retry_now(
     rt: Runtime, connection_id: int, stream: str | None = None, *, actor: str, org: str | None = None
 ) -> ActionResult:
@@ -206,6 +211,7 @@ def retry_now(
     return ActionResult("retry", connection_id, org_row.slug, [s for s, _ in started])
 
 
+@system_wide
 def dead_letters_of(
     rt: Runtime,
     connection_id: int,
@@ -220,6 +226,7 @@ def dead_letters_of(
     return list_dead_letters(_broker(broker), SYNC_QUEUE, connection_id=connection_id, limit=limit)
 
 
+@system_wide
 def requeue_dead_letters(
     rt: Runtime,
     connection_id: int,

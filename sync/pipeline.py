@@ -28,6 +28,7 @@ from connectors.base import (
     Unauthorized,
 )
 from connectors.registry import get_connector
+from models.rls import org_of, org_scope
 from models.tables import Connection, Org, SyncState
 from sync.ingest import IngestStats, ingest_page, sweep_unseen, target_for
 from sync.logs import log_context
@@ -52,14 +53,22 @@ class Outcome:
 
 
 def run_page(rt: Runtime, connection_id: int, stream: str, cursor_version: int) -> Outcome:
-    """Fetch, store and checkpoint one page; enqueue the next one (or finish the chain)."""
+    """Fetch, store and checkpoint one page; enqueue the next one (or finish the chain).
+
+    The job works inside its connection's org (row-level security on PostgreSQL), found before any org is set.
+    """
     with rt.sessions() as session:
-        state = _state(session, connection_id, stream)
-        connection = session.get(Connection, connection_id)
-    if state is None or connection is None:
+        org_id = org_of(session, "connection", connection_id)
+    if org_id is None:
         return Outcome("inactive", cursor_version)
-    with log_context(org=connection.org_id, connection=connection_id, stream=stream, source=connection.source):
-        return _run(rt, connection, state, cursor_version)
+    with org_scope(org_id):
+        with rt.sessions() as session:
+            state = _state(session, connection_id, stream)
+            connection = session.get(Connection, connection_id)
+        if state is None or connection is None:
+            return Outcome("inactive", cursor_version)
+        with log_context(org=org_id, connection=connection_id, stream=stream, source=connection.source):
+            return _run(rt, connection, state, cursor_version)
 
 
 def _run(rt: Runtime, connection: Connection, state: SyncState, cursor_version: int) -> Outcome:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import make_engine, session_factory, upgrade_schema, write_session_factory
+from models.rls import app_role_url
 from models.settings import Settings, get_settings
 from tokens.clients import client_for
 from tokens.oauth import OAuthClient
@@ -63,9 +64,13 @@ class Runtime:
 def build_runtime(settings: Settings | None = None, *, migrate: bool = True) -> Runtime:
     """Build the runtime from settings, bringing the schema up to date first."""
     settings = settings or get_settings()
-    engine = make_engine(settings.effective_database_url)
+    url = settings.effective_database_url
+    engine = make_engine(url)
     if migrate:
         upgrade_schema(engine)
+    if settings.db_app_role and engine.dialect.name == "postgresql":
+        engine.dispose()  # the owner's engine only migrates; the app's work runs under row-level security
+        engine = make_engine(app_role_url(url))
     return Runtime(
         settings=settings,
         engine=engine,

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 
+from models.rls import system_wide
 from models.tables import Connection, SyncState
 from sync.runtime import Runtime
 
@@ -15,6 +16,7 @@ TICK_SECONDS = 15.0
 BATCH = 1000
 
 
+@system_wide
 def tick(rt: Runtime, now: datetime | None = None) -> tuple[int, int]:
     """One scheduler pass: (due streams started, stalled chains re-enqueued). Costs O(due)."""
     now = now or rt.clock()
@@ -42,6 +44,7 @@ def _start_due(rt: Runtime, now: datetime) -> int:
     return len(due)
 
 
+@system_wide
 def reconcile(rt: Runtime, now: datetime) -> int:
     """A running chain with no live lease and no progress for a lease period lost its message: resend it.
 
@@ -78,6 +81,7 @@ def reconcile(rt: Runtime, now: datetime) -> int:
     return len(resent)
 
 
+@system_wide
 def start_all(rt: Runtime, org_id: int | None = None) -> int:
     """`sxsync sync`: every active connection's streams (of one org) become due now."""
     now = rt.clock()

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from models.rls import org_of, scoped
 from models.tables import Connection, Credential, OAuthState, utcnow
 from tokens.audit import audit
 from tokens.oauth import OAuthClient, OAuthError, TokenSet
@@ -111,6 +112,9 @@ def complete_consent(
         raise BadState("the consent state is not valid")
     if state_provider != provider or client.provider.name != provider:
         raise ProviderMismatch("the consent state belongs to another provider")
+    org_id = org_of(session, "oauth_state", nonce)  # the consent's org, before any org is set
+    if org_id is not None:
+        scoped(session, org_id)
     row = _claim_state(session, nonce, provider, moment)
     try:
         verifier = vault.decrypt(row.code_verifier)

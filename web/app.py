@@ -28,6 +28,7 @@ from models.orgs import (
     upsert_member,
     upsert_org,
 )
+from models.rls import org_scope
 from models.rls import scoped as rls_scoped
 from models.tables import Connection, Member, Org
 from privacy.audit import AuditQuery, BadQuery, parse_when, query_audit
@@ -138,10 +139,11 @@ def create_app(rt: Runtime) -> FastAPI:
 
     ApiCaller = Annotated[Caller, Depends(api_caller)]
 
-    def scoped(caller: Caller, slug: str) -> Org:
-        """Another org's name answers 404, like a missing one (no existence oracle)."""
+    def scoped(caller: Caller, slug: str, session: Session) -> Org:
+        """Another org's name answers 404, like a missing one (no existence oracle); the session sees only it."""
         if caller.slug != slug or caller.org is None:
             raise HTTPException(404, "no such org")
+        rls_scoped(session, caller.org.id)
         return caller.org
 
     def page(request: Request, status: int, title: str, message: str, kind: str = "error") -> HTMLResponse:
@@ -164,8 +166,7 @@ def create_app(rt: Runtime) -> FastAPI:
             return page(
                 request, 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
             )
-        org = org_by_slug(session, who["org"])
-        member = find_member(session, org, who["email"]) if org else None
+        org, member = _org_member(session, who)
         if org is None or member is None:
             return page(request, 404, "Unknown member", "This link does not belong to a member of an organization.")
         connected = {
@@ -198,8 +199,7 @@ def create_app(rt: Runtime) -> FastAPI:
         if provider not in PROVIDER_TEXT or not sources_of(provider):
             return page(request, 404, "Unknown provider", f"{provider!r} is not a provider SalesX reads.")
         who = _session_or_none(rt, session_token)
-        org = org_by_slug(session, who["org"]) if who else None
-        member = find_member(session, org, who["email"]) if org and who else None
+        org, member = _org_member(session, who) if who else (None, None)
         if org is None or member is None:
             return page(
                 request, 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
@@ -270,7 +270,8 @@ def create_app(rt: Runtime) -> FastAPI:
         except ConsentError as exc:
             session.commit()  # a replay or expiry must stay recorded as used
             return page(request, 400, "This sign-in could not be completed", _consent_message(exc))
-        connections = activate(rt, result)
+        with org_scope(result.org_id):
+            connections = activate(rt, result)
         accounts = ", ".join(sorted({c.account for c in connections}))
         response = page(
             request,
@@ -322,7 +323,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.post("/api/connect-sessions")
     def create_connect_session(body: ConnectSessionBody, caller: ApiCaller, session: DB) -> dict[str, str]:
-        org = scoped(caller, body.org)
+        org = scoped(caller, body.org, session)
         member = _member_or_404(session, org, body.email)
         expires = datetime.now(UTC) + timedelta(seconds=SESSION_TTL)
         return {"url": connect_url(rt, org.slug, member.email), "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
@@ -340,7 +341,7 @@ def create_app(rt: Runtime) -> FastAPI:
 
     @app.put("/api/orgs/{slug}/members/{email}")
     def put_member(slug: str, email: str, body: MemberBody, caller: ApiCaller, session: WDB) -> dict[str, Any]:
-        org = scoped(caller, slug)
+        org = scoped(caller, slug, session)
         try:
             member = upsert_member(session, org, email, actor=f"api:{slug}", ended_on=body.ended_on)
         except AdminError as exc:
@@ -380,8 +381,7 @@ def create_app(rt: Runtime) -> FastAPI:
         action: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        org = scoped(caller, org_slug)
-        rls_scoped(session, org.id)
+        org = scoped(caller, org_slug, session)
         try:
             query = AuditQuery(org.id, parse_when(since), parse_when(until), action, limit)
             items, more = query_audit(session, query)
@@ -397,7 +397,7 @@ def create_app(rt: Runtime) -> FastAPI:
         after: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
-        org = scoped(caller, org_slug)
+        org = scoped(caller, org_slug, session)
         try:
             feed = read_feed(session, org.id, after, limit)
         except BadCursor as exc:
@@ -412,7 +412,7 @@ def create_app(rt: Runtime) -> FastAPI:
         org_slug: Annotated[str, Query(alias="org")],
         explain: bool = False,
     ) -> Any:
-        org = scoped(caller, org_slug)
+        org = scoped(caller, org_slug, session)
         found = get_contact(session, org.id, int(contact_id)) if contact_id.isdigit() and len(contact_id) < 19 else None
         if found is None:
             return JSONResponse({"detail": "no such contact"}, status_code=404)
@@ -426,7 +426,7 @@ def create_app(rt: Runtime) -> FastAPI:
         email: str | None = None,
         domain: str | None = None,
     ) -> dict[str, Any]:
-        org = scoped(caller, org_slug)
+        org = scoped(caller, org_slug, session)
         if (email is None) == (domain is None):
             raise HTTPException(422, "give exactly one of email= or domain=")
         try:
@@ -445,6 +445,15 @@ def _session_or_none(rt: Runtime, token: str) -> dict[str, Any] | None:
         return signed.verify(token, SESSION_PURPOSE, signing_key(rt.vault))
     except signed.InvalidToken:
         return None
+
+
+def _org_member(session: Session, who: dict[str, Any]) -> tuple[Org | None, Member | None]:
+    """The org and member a connect link names (the session then sees that org only)."""
+    org = org_by_slug(session, str(who.get("org")))
+    if org is None:
+        return None, None
+    rls_scoped(session, org.id)
+    return org, find_member(session, org, str(who.get("email")))
 
 
 def _member_or_404(session: Session, org: Org, email: str) -> Member:

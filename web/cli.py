@@ -53,6 +53,11 @@ def _runtime() -> Any:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """SalesX Activity Sync: OAuth-only activity sync into a contact network."""
+    from models.rls import system_scope
+
+    # the operator's shell sees every org (the query layer still filters by --org); privacy jobs and
+    # page jobs started from here narrow or audit their own scope
+    click.get_current_context().with_resource(system_scope())
 
 
 @main.command()

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from models.rls import system_wide
 from models.tables import CONNECTION_STATUSES, AuditEvent, Connection, IdentityConflict, SyncState
 from sync.runtime import Runtime
 from sync.stalls import DEFAULT_RULE, StallRule, count_stalled
@@ -233,6 +234,7 @@ class _Families(Collector):
         )
 
 
+@system_wide
 def render_metrics(
     rt: Runtime,
     tokens: TokenCounts,
@@ -264,6 +266,7 @@ def _add_dramatiq(registry: CollectorRegistry) -> None:
     multiprocess.MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
 
 
+@system_wide
 def current_sample(rt: Runtime, broker: dramatiq.Broker | None) -> Sample:
     """The chart's figures now: store totals and failing streams, and the broker's dead letters."""
     now = rt.clock()

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.network import iso
+from models.rls import system_wide
 from models.tables import Connection, IdentityConflict, Member, Org, SyncState
 from sync.dead_letters import DeadLetter, list_dead_letters
 from sync.logs import redact
@@ -383,6 +384,7 @@ class OpsReport:
         }
 
 
+@system_wide
 def collect_ops(
     rt: Runtime,
     broker: dramatiq.Broker | None = None,
@@ -437,6 +439,7 @@ def collect_ops(
     )
 
 
+@system_wide
 def status_extras(rt: Runtime, broker: dramatiq.Broker | None = None) -> dict[str, Any]:
     """For `sxsync status --json`: queues, stalled streams and identity conflicts (keys `queues`, `stalled`, …)."""
     report = collect_ops(rt, broker, limit=0)

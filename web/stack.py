@@ -21,6 +21,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 
 from models.orgs import upsert_member, upsert_org
+from models.rls import system_scope
 from models.settings import Settings
 from sandbox.server import Sandbox
 from sandbox.world import World
@@ -114,6 +115,7 @@ def running_stack(
         stack.enter_context(_serve(rt, sock))
         if workers:
             stack.enter_context(worker_threads(broker, workers))
+        stack.enter_context(system_scope())  # the caller (demo, tests) is the operator; jobs and requests scope alone
         yield Stack(rt, sandbox, broker)
 
 

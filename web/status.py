@@ -9,11 +9,13 @@ from rich.console import Console
 from rich.table import Table
 
 from models.network import iso
+from models.rls import system_wide
 from sync.broker import setup_broker
 from sync.runtime import Runtime
 from web.ops_report import load_streams, status_extras, stream_backfill_percent, stream_word
 
 
+@system_wide
 def collect_status(rt: Runtime) -> dict[str, Any]:
     """Every connection's streams with cursor phase, lag, progress and last error (the dashboard's words)."""
     now = rt.clock()

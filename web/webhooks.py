@@ -24,6 +24,7 @@ import requests
 from sqlalchemy import select
 
 from models.network import iso
+from models.rls import system_wide
 from models.settings import Settings
 from models.tables import Connection, Member, Org, SyncState
 from sync.runtime import Runtime
@@ -159,6 +160,7 @@ class ConnectionWatch:
         self.seen: dict[int, str] | None = None
         self._lock = threading.Lock()
 
+    @system_wide
     def observe(self, rt: Runtime) -> list[tuple[str, int]]:
         """One comparison; the events sent as (event, connection id)."""
         with rt.sessions() as session:
