@@ -44,9 +44,9 @@ if str(REPO) not in sys.path:
 from connectors.base import JSON, Connector, Endpoints, FetchContext, RateLimited  # noqa: E402
 from connectors.registry import CONNECTORS  # noqa: E402
 from models.settings import Settings  # noqa: E402
-from sandbox.consent import sign_in  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 from sandbox.world import World, generate_world  # noqa: E402
+from tests.consent import sign_in  # noqa: E402
 
 ORG = "acme"
 DOMAIN = "acme.test"

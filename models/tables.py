@@ -158,6 +158,9 @@ class SyncState(Base):
     idle_pages: Mapped[int] = mapped_column(Integer, default=0)
     throttled_total: Mapped[int] = mapped_column(BigInteger, default=0)  # provider rate-limit answers
     backfill_progress: Mapped[float | None] = mapped_column(Float, default=None)  # 0..1, the connector's estimate
+    # page jobs at `crash_version` that took the lease and never ended (their worker died): poison detection
+    crash_count: Mapped[int] = mapped_column(Integer, default=0)
+    crash_version: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class Activity(Base):

@@ -163,6 +163,8 @@ def resync_stream(
                     attempts=0,
                     failed=False,
                     last_error=None,
+                    crash_count=0,
+                    crash_version=None,
                     lease_owner=None,
                     lease_until=None,
                     running=active,
@@ -190,7 +192,8 @@ def resync_stream(
 def retry_now(
     rt: Runtime, connection_id: int, stream: str | None = None, *, actor: str, org: str | None = None
 ) -> ActionResult:
-    """Clear the failure count and send the current page again now (failed, stalled or waiting streams)."""
+    """Clear the failure and crash counts and send the current page again now (failed, parked, stalled or
+    waiting streams)."""
     with rt.writes.begin() as session:
         connection, org_row = _connection(session, connection_id, org)
         if connection.status != "active":
@@ -257,7 +260,15 @@ def requeue_dead_letters(
             session.execute(
                 update(SyncState)
                 .where(SyncState.connection_id == connection_id, SyncState.stream.in_(streams))
-                .values(running=True, failed=False, attempts=0, last_progress_at=rt.clock(), next_run_at=None)
+                .values(
+                    running=True,
+                    failed=False,
+                    attempts=0,
+                    crash_count=0,
+                    crash_version=None,
+                    last_progress_at=rt.clock(),
+                    next_run_at=None,
+                )
             )
     done = broker_requeue(chosen, SYNC_QUEUE, connection_id=connection_id, handles=wanted)
     with rt.writes.begin() as session:
@@ -305,6 +316,8 @@ def _start(session: Session, rt: Runtime, states: list[SyncState], *, only_idle:
                 running=True,
                 failed=False,
                 attempts=0,
+                crash_count=0,  # ops says try again: a parked (poison) page gets MAX_CRASHES new chances
+                crash_version=None,
                 lease_owner=None,
                 lease_until=None,
                 next_run_at=None,

@@ -4,18 +4,33 @@ A job carries (connection, stream, cursor_version). A stale version means the pa
 job only makes sure the chain goes on. The page's records and the cursor after it commit in one
 transaction, guarded by a compare-and-swap on the version and by the stream's lease; the next page
 is enqueued only after that commit. A crash anywhere re-runs at most one page, harmlessly.
+
+A page that crashes its worker every time (SIGKILL, OOM, a segfault in a parser: nothing runs, no
+retry is counted, and the broker redelivers the unacked message forever) is caught by a crash
+counter in the store: a job that holds the lease counts itself in `crash_count` (for
+`crash_version`) in a committed transaction before it fetches, and clears the count on any end it
+lives to see. A job that finds MAX_CRASHES uncleared counts at its version does not fetch: it
+parks the stream (failed, with PARKED_ERROR) for ops to look at and retry.
+
+A SIGKILL takes down every job of its process, so the innocent pages in flight beside a poison one
+are counted too. A page with an uncleared count is therefore a suspect and runs alone in its worker
+process (`SOLO`): the crashes it counts from then on are its own, and an innocent page that was
+counted once (it ran beside a poison page) clears its count on its solo run instead of being parked.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import (
@@ -28,6 +43,7 @@ from connectors.base import (
     Unauthorized,
 )
 from connectors.registry import get_connector
+from models.failpoints import failpoint
 from models.rls import org_of, org_scope
 from models.tables import Connection, Org, SyncState
 from sync.ingest import IngestStats, ingest_page, sweep_unseen, target_for
@@ -37,9 +53,50 @@ from tokens.access import ReauthRequired, get_access_token
 
 log = logging.getLogger("sxsync.pipeline")
 
-Status = Literal["stale", "busy", "inactive", "committed", "done", "rate_limited", "resync", "reauth", "lost_lease"]
+Status = Literal[
+    "stale", "busy", "inactive", "committed", "done", "rate_limited", "resync", "reauth", "lost_lease", "parked"
+]
 MAX_ATTEMPTS = 6  # the first try and Dramatiq's retries; then the stream is marked failed
+MAX_CRASHES = 3  # page jobs at one version that killed their worker; the next delivery parks the stream
+PARKED_ERROR = f"parked: the page job killed its worker {MAX_CRASHES} times"
 WORKER_ID = f"{uuid.uuid4().hex[:12]}"
+
+
+class SoloLock:
+    """One worker process's page jobs: they share it, and a suspect page runs alone (waiting solos go first)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._solo = False
+        self._waiting = 0
+
+    @contextmanager
+    def hold(self, *, solo: bool) -> Iterator[None]:
+        """Run beside other jobs, or (solo) once no other job of this process runs and none starts."""
+        with self._cond:
+            if solo:
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: not self._solo and self._shared == 0)
+                finally:
+                    self._waiting -= 1
+                self._solo = True
+            else:
+                self._cond.wait_for(lambda: not self._solo and self._waiting == 0)
+                self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                if solo:
+                    self._solo = False
+                else:
+                    self._shared -= 1
+                self._cond.notify_all()
+
+
+SOLO = SoloLock()
 
 
 @dataclass(frozen=True)
@@ -73,17 +130,30 @@ def run_page(rt: Runtime, connection_id: int, stream: str, cursor_version: int) 
 
 def _run(rt: Runtime, connection: Connection, state: SyncState, cursor_version: int) -> Outcome:
     """The page job once its state and connection are loaded."""
-    connection_id, stream = connection.id, state.stream
     if connection.status != "active":
         _stop_chain(rt, state.id, error=None)
         return Outcome("inactive", state.version)
     if state.version != cursor_version:
         _keep_chain_going(rt, state)
         return Outcome("stale", state.version)
-    owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
-    if not acquire_lease(rt, state.id, cursor_version, owner):
-        _retry_after_lease(rt, state)
-        return Outcome("busy", cursor_version)
+    suspect = state.crash_version == cursor_version and state.crash_count > 0  # it was in flight at a crash
+    with SOLO.hold(solo=suspect):  # before the lease: a job waiting its turn holds nothing
+        owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
+        if not acquire_lease(rt, state.id, cursor_version, owner):
+            _retry_after_lease(rt, state)
+            return Outcome("busy", cursor_version)
+        counted = _count_crash(rt, state.id, owner, cursor_version)
+        if counted != "counted":
+            return Outcome(counted, cursor_version)
+        try:
+            return _fetch_and_commit(rt, connection, state, owner)
+        finally:  # any end this job lives to see; a SIGKILLed worker never gets here and its count stays
+            _clear_crashes(rt, state.id, cursor_version)
+
+
+def _fetch_and_commit(rt: Runtime, connection: Connection, state: SyncState, owner: str) -> Outcome:
+    """The page job under its lease: fetch, then store and checkpoint (or hold, resync, stop, fail)."""
+    connection_id, stream, cursor_version = connection.id, state.stream, state.version
     try:
         page = _fetch(rt, connection, state)
     except RateLimited as exc:
@@ -103,7 +173,12 @@ def _run(rt: Runtime, connection: Connection, state: SyncState, cursor_version: 
     except Exception as exc:
         _record_failure(rt, state.id, owner, exc)
         raise
-    return _commit(rt, connection, state, owner, page)
+    try:
+        failpoint("after_fetch", connection_id)
+        return _commit(rt, connection, state, owner, page)
+    except Exception as exc:  # storing failed: count the attempt and free the lease (a no-op once committed)
+        _record_failure(rt, state.id, owner, exc)
+        raise
 
 
 def _state(session: Session, connection_id: int, stream: str) -> SyncState | None:
@@ -111,6 +186,56 @@ def _state(session: Session, connection_id: int, stream: str) -> SyncState | Non
     return session.execute(
         select(SyncState).where(SyncState.connection_id == connection_id, SyncState.stream == stream)
     ).scalar_one_or_none()
+
+
+def _count_crash(rt: Runtime, state_id: int, owner: str, version: int) -> Literal["counted", "parked", "lost_lease"]:
+    """Count this job as a possible crash of its page (committed before the fetch); park a poison page.
+
+    The count is per cursor version: a count left by an older version starts again at 1. When
+    MAX_CRASHES jobs at this version already died without clearing it, this one does not fetch.
+    """
+    same = SyncState.crash_version == version
+    with rt.writes.begin() as session:
+        result = session.execute(
+            update(SyncState)
+            .where(
+                SyncState.id == state_id,
+                SyncState.lease_owner == owner,
+                or_(SyncState.crash_version.is_(None), ~same, SyncState.crash_count < MAX_CRASHES),
+            )
+            .values(crash_count=case((same, SyncState.crash_count + 1), else_=1), crash_version=version)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            return "counted"
+        result = session.execute(
+            update(SyncState)
+            .where(SyncState.id == state_id, SyncState.lease_owner == owner)
+            .values(
+                running=False,
+                failed=True,
+                last_error=PARKED_ERROR,
+                lease_owner=None,
+                lease_until=None,
+                next_run_at=None,
+            )
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            return "lost_lease"
+    log.error("page job parked", extra={"state": state_id, "version": version, "crashes": MAX_CRASHES})
+    return "parked"
+
+
+def _clear_crashes(rt: Runtime, state_id: int, version: int) -> None:
+    """The job ended without killing its worker: its page is no poison (a failure here is only logged)."""
+    try:
+        with rt.writes.begin() as session:
+            session.execute(
+                update(SyncState)
+                .where(SyncState.id == state_id, SyncState.crash_version == version, SyncState.crash_count > 0)
+                .values(crash_count=0, crash_version=None)
+            )
+    except Exception:  # never hide the job's own outcome or exception behind this bookkeeping
+        log.warning("could not clear the crash count", extra={"state": state_id}, exc_info=True)
 
 
 def _retry_after_lease(rt: Runtime, state: SyncState) -> None:
@@ -203,6 +328,8 @@ def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, p
             "attempts": 0,
             "failed": False,
             "last_error": None,
+            "crash_count": 0,
+            "crash_version": None,
             "records_total": SyncState.records_total + stats.new + stats.changed + stats.deleted,
             "api_calls_total": SyncState.api_calls_total + page.api_calls,
             "pages_total": SyncState.pages_total + 1,
@@ -228,6 +355,7 @@ def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, p
         if getattr(result, "rowcount", 0) != 1:
             session.rollback()
             return Outcome("lost_lease", state.version)
+    failpoint("after_commit", connection.id)
     version = state.version + 1
     log.info(
         "page stored",
@@ -244,8 +372,10 @@ def _commit(rt: Runtime, connection: Connection, state: SyncState, owner: str, p
         },
     )
     if page.done:
+        failpoint("after_checkpoint", connection.id)
         return Outcome("done", version, stats, page.api_calls)
     _send_next(rt, connection.id, state.stream, version, page.retry_after)
+    failpoint("after_checkpoint", connection.id)
     return Outcome("committed", version, stats, page.api_calls)
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.failpoints import failpoint
 from models.tables import Connection, Credential, utcnow
 from tokens.audit import audit
 from tokens.oauth import InvalidGrant, OAuthClient, OAuthError, TokenSet
@@ -98,6 +99,7 @@ def _refresh_locked(
                 )
                 failure = RefreshFailed(str(exc), error=exc.error, status=exc.status)
             else:
+                failpoint("after_token_response", connection_id)  # a test hook (models/failpoints.py); inert
                 result = _store(session, connection, credential, tokens, vault)
     if failure is not None:
         raise failure

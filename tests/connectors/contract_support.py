@@ -34,11 +34,11 @@ from connectors.base import (
     RateLimited,
 )
 from connectors.registry import CONNECTORS
-from sandbox.consent import sign_in as sandbox_sign_in
 from sandbox.faults import FaultInjector
 from sandbox.server import Sandbox
 from sync.connections import scopes_of
 from tests.connectors.conftest import access_token as google_access_token
+from tests.consent import sign_in as sandbox_sign_in
 from tokens.oauth import TokenSet
 
 KNOWN_PROVIDERS = frozenset({"google", "microsoft", "salesforce", "hubspot"})

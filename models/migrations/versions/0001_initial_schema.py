@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 00:32:56.660420
+Create Date: 2026-11-25 00:38:04.322188
 """
 
 from __future__ import annotations
@@ -342,6 +342,8 @@ def upgrade() -> None:
     sa.Column('idle_pages', sa.Integer(), nullable=False),
     sa.Column('throttled_total', sa.BigInteger(), nullable=False),
     sa.Column('backfill_progress', sa.Float(), nullable=True),
+    sa.Column('crash_count', sa.Integer(), nullable=False),
+    sa.Column('crash_version', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['connection_id'], ['connections.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
