@@ -4,6 +4,7 @@
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from models.orgs import (
 from models.rls import org_scope
 from models.rls import scoped as rls_scoped
 from models.tables import Connection, Member, Org
-from privacy.audit import AuditQuery, BadQuery, parse_when, query_audit
+from privacy.audit import AuditQuery, BadQuery, parse_when, query_audit, record
 from privacy.disconnect import disconnect_and_purge
 from privacy.optout import NotAnIdentity, opt_out
 from privacy.optout_link import LinkRefused, confirm_opt_out, request_opt_out
@@ -121,8 +122,24 @@ def create_app(rt: Runtime) -> FastAPI:
     DB = Annotated[Session, Depends(db)]
     WDB = Annotated[Session, Depends(db_write)]
 
-    def api_caller(session: DB, authorization: Annotated[str | None, Header()] = None) -> Caller:
-        """The org the bearer key belongs to; anything else is a 401."""
+    def api_caller(request: Request, session: DB, authorization: Annotated[str | None, Header()] = None) -> Caller:
+        """The org the bearer key belongs to (remembered for the audit of the call); anything else is a 401."""
+        caller = _api_caller(session, authorization)
+        if caller.org is not None:
+            request.state.api_org = (caller.org.id, caller.slug)
+        return caller
+
+    @app.middleware("http")
+    async def audit_api_use(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Every answered call of the org-scoped API is a way out of the store: each one is audited."""
+        response = await call_next(request)
+        org = getattr(request.state, "api_org", None)
+        if org is not None:
+            await run_in_threadpool(audit_api_call, rt, org, request.method, request.url.path, response.status_code)
+        return response
+
+    def _api_caller(session: Session, authorization: str | None) -> Caller:
+        """The org a bearer key speaks for: configured pairs first, then stored (hashed) keys."""
         scheme, _, key = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not key:
             raise HTTPException(401, "missing API key", headers={"WWW-Authenticate": "Bearer"})
@@ -454,6 +471,21 @@ def _org_member(session: Session, who: dict[str, Any]) -> tuple[Org | None, Memb
         return None, None
     rls_scoped(session, org.id)
     return org, find_member(session, org, str(who.get("email")))
+
+
+def audit_api_call(rt: Runtime, org: tuple[int, str], method: str, path: str, status: int) -> None:
+    """One audit event per API call: who (the org's key), what (method and path, never the query string,
+    which may hold an address), and the answer's status."""
+    org_id, slug = org
+    with org_scope(org_id), rt.writes.begin() as session:
+        record(
+            session,
+            org_id=org_id,
+            actor=f"api:{slug}",
+            action="api.request",
+            target=f"{method} {path}"[:200],
+            status=status,
+        )
 
 
 def _member_or_404(session: Session, org: Org, email: str) -> Member:

@@ -269,6 +269,7 @@ def ops_router(rt: Runtime, broker: dramatiq.Broker | None = None) -> APIRouter:
 
     @router.get("/api/connections")
     def api_connections(
+        request: Request,
         session: DB,
         caller: Annotated[str, Depends(org_caller)],
         org_slug: Annotated[str, Query(alias="org")],
@@ -277,6 +278,7 @@ def ops_router(rt: Runtime, broker: dramatiq.Broker | None = None) -> APIRouter:
         if org_row is None:
             raise HTTPException(404, "no such org")
         rls_scoped(session, org_row.id)
+        request.state.api_org = (org_row.id, org_row.slug)  # audited by the app's API middleware
         now = rt.clock()
         views = connection_views(load_streams(session, org_row.slug), now)
         return {

@@ -111,7 +111,10 @@ def test_no_route_lets_one_org_see_or_touch_the_others_data(world: World) -> Non
             return
         assert answer.status_code in (200, 400, 404, 422), (request, answer.status_code)
         document = json.loads(answer.text)
+        echoed = {str(v).lower() for v in params.values()}  # the caller's own input, answered back
         for key, text in strings(document):
+            if text.lower() in echoed:
+                continue
             assert not (key in ID_KEYS and text in only_globex_ids), (request, key, text)
             assert text.lower() not in only_globex_emails, (request, text)
 
