@@ -28,8 +28,8 @@ typecheck: setup
 browser: setup ## Debian's chromium + Playwright's Python package, for the dashboard's browser tests
 	bash scripts/ensure-browser.sh
 
-test: setup services browser lint typecheck ## the whole suite, on real Redis, PostgreSQL and SQLite
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: setup services browser lint typecheck ## the whole suite, on real Redis, PostgreSQL and SQLite (two halves at once)
+	PY=$(PY) bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 faults: setup services ## fault injection (issue 7): failpoints, poison pages; one report line per scenario (FAULTS_LONG=1: long mode)
 	SXSYNC_FAULTS_LONG=$(FAULTS_LONG) $(PY) -m pytest -q -p no:cacheprovider tests/faults $(PYTEST_ARGS)
