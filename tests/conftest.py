@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -63,13 +64,23 @@ def engine(store_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """Real Redis, flushed around the test."""
-    client = redis.Redis.from_url(REDIS_URL)
+def redis_database(db: int | None = None) -> Iterator[str]:
+    """Real Redis (database `db`, else REDIS_URL's own), flushed before and after; unreachable fails the test.
+
+    Suites that run beside others own a database each (ops 13, cli 12, ops_ui 11, canary 10, faults 9).
+    """
+    parts = urlsplit(REDIS_URL)
+    url = REDIS_URL if db is None else urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+    client = redis.Redis.from_url(url)
     try:
         client.flushdb()
     except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis unreachable at {REDIS_URL}: {exc}")
-    yield REDIS_URL
+        pytest.fail(f"Redis unreachable at {url}: {exc}")
+    yield url
     client.flushdb()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Real Redis, flushed around the test."""
+    yield from redis_database()

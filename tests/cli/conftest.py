@@ -11,15 +11,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 import requests
 from cryptography.fernet import Fernet
 
 from models.settings import Settings
-from tests.conftest import REDIS_URL
+from tests.conftest import redis_database
 
 SXSYNC = str(Path(sys.executable).with_name("sxsync"))
 
@@ -168,17 +166,4 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """Real Redis on a database of its own (the suite's db 0 is flushed by concurrent runs), flushed around."""
-    url = make_url_db(REDIS_URL, 12)
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis unreachable at {url}: {exc}")
-    yield url
-    client.flushdb()
-
-
-def make_url_db(url: str, db: int) -> str:
-    """`redis://host:port/N` with another database number."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+    yield from redis_database(12)

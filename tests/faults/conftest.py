@@ -14,14 +14,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 from _pytest.terminal import TerminalReporter
 
 from sandbox.world import World, generate_world
-from tests.conftest import REDIS_URL
+from tests.conftest import redis_database
 from tests.faults.harness import Keys, natural_keys
 from web.stack import Stack, running_stack
 
@@ -49,15 +47,7 @@ def seed(stack: Stack, members: tuple[str, ...]) -> None:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """Real Redis on database 9, flushed around the test."""
-    parts = urlsplit(REDIS_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, "/9", parts.query, parts.fragment))
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis unreachable at {url}: {exc}")
-    yield url
-    client.flushdb()
+    yield from redis_database(9)
 
 
 @pytest.fixture(scope="session")

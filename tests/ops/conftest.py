@@ -7,17 +7,15 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 from sqlalchemy import func, select, update
 
 from models.network import iter_contacts
 from models.settings import Settings
 from models.tables import Activity, Connection, Interaction, Member, Participant, Relationship, Sighting, SyncState
 from sandbox.world import World, generate_world
-from tests.conftest import REDIS_URL
+from tests.conftest import redis_database
 from web.stack import Stack, running_stack
 
 ORG = "acme"
@@ -33,15 +31,7 @@ def small_world(size: int = 300, seed: int = 13) -> World:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """Real Redis on database 13 (db 0 is flushed by concurrent suite runs), flushed around the test."""
-    parts = urlsplit(REDIS_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, "/13", parts.query, parts.fragment))
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis unreachable at {url}: {exc}")
-    yield url
-    client.flushdb()
+    yield from redis_database(13)
 
 
 @dataclass

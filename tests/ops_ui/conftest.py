@@ -9,16 +9,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-import redis
 from sqlalchemy import update
 
 from models.settings import Settings
 from models.tables import Connection, Member, SyncState
 from sandbox.world import World, generate_world
-from tests.conftest import REDIS_URL
+from tests.conftest import redis_database
 from web.stack import Stack
 
 ORG = "acme"
@@ -48,15 +46,7 @@ def small_world(size: int = 300, seed: int = 17) -> World:
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """Real Redis on database 11 (0 is flushed by other suites, 12 and 13 are theirs), flushed around the test."""
-    parts = urlsplit(REDIS_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, "/11", parts.query, parts.fragment))
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis unreachable at {url}: {exc}")
-    yield url
-    client.flushdb()
+    yield from redis_database(11)
 
 
 @pytest.fixture(scope="session")

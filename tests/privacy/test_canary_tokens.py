@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -20,7 +19,7 @@ from sandbox.world import generate_world
 from sync.connections import sources_of
 from sync.logs import configure_logging
 from sync.ops_actions import retry_now
-from tests.conftest import REDIS_URL
+from tests.conftest import redis_database
 from tests.ops_ui.conftest import connection_id
 from web.app import PROVIDER_TEXT
 from web.stack import Stack, running_stack
@@ -35,15 +34,7 @@ GMAIL_CALLS = ("list", "batch", "get", "history", "profile")
 @pytest.fixture
 def canary_redis() -> Iterator[str]:
     """Redis database 10, flushed around the test (other suites use 0 and 11-13)."""
-    parts = urlsplit(REDIS_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, "/10", parts.query, parts.fragment))
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis unreachable at {url}: {exc}")
-    yield url
-    client.flushdb()
+    yield from redis_database(10)
 
 
 def issued_secrets(sb: Sandbox) -> set[str]:
