@@ -139,16 +139,22 @@ def _run(rt: Runtime, connection: Connection, state: SyncState, cursor_version: 
     suspect = state.crash_version == cursor_version and state.crash_count > 0  # it was in flight at a crash
     with SOLO.hold(solo=suspect):  # before the lease: a job waiting its turn holds nothing
         owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
-        if not acquire_lease(rt, state.id, cursor_version, owner):
+        with rt.writes.begin() as session:  # one transaction: the lease and this job's crash count
+            taken = _take_lease(session, rt, state.id, cursor_version, owner)
+            counted = _count_crash(session, state.id, owner, cursor_version) if taken else "busy"
+        if counted == "busy":
             _retry_after_lease(rt, state)
-            return Outcome("busy", cursor_version)
-        counted = _count_crash(rt, state.id, owner, cursor_version)
         if counted != "counted":
+            if counted == "parked":
+                log.error("page job parked", extra={"state": state.id, "version": cursor_version})
             return Outcome(counted, cursor_version)
+        outcome: Outcome | None = None
         try:
-            return _fetch_and_commit(rt, connection, state, owner)
-        finally:  # any end this job lives to see; a SIGKILLed worker never gets here and its count stays
-            _clear_crashes(rt, state.id, cursor_version)
+            outcome = _fetch_and_commit(rt, connection, state, owner)
+            return outcome
+        finally:  # any end this job lives to see (a stored page cleared it in its own transaction); a
+            if outcome is None or outcome.status not in ("committed", "done"):  # SIGKILL never gets here
+                _clear_crashes(rt, state.id, cursor_version)
 
 
 def _fetch_and_commit(rt: Runtime, connection: Connection, state: SyncState, owner: str) -> Outcome:
@@ -188,41 +194,39 @@ def _state(session: Session, connection_id: int, stream: str) -> SyncState | Non
     ).scalar_one_or_none()
 
 
-def _count_crash(rt: Runtime, state_id: int, owner: str, version: int) -> Literal["counted", "parked", "lost_lease"]:
+def _count_crash(
+    session: Session, state_id: int, owner: str, version: int
+) -> Literal["counted", "parked", "lost_lease"]:
     """Count this job as a possible crash of its page (committed before the fetch); park a poison page.
 
     The count is per cursor version: a count left by an older version starts again at 1. When
     MAX_CRASHES jobs at this version already died without clearing it, this one does not fetch.
     """
     same = SyncState.crash_version == version
-    with rt.writes.begin() as session:
-        result = session.execute(
-            update(SyncState)
-            .where(
-                SyncState.id == state_id,
-                SyncState.lease_owner == owner,
-                or_(SyncState.crash_version.is_(None), ~same, SyncState.crash_count < MAX_CRASHES),
-            )
-            .values(crash_count=case((same, SyncState.crash_count + 1), else_=1), crash_version=version)
+    result = session.execute(
+        update(SyncState)
+        .where(
+            SyncState.id == state_id,
+            SyncState.lease_owner == owner,
+            or_(SyncState.crash_version.is_(None), ~same, SyncState.crash_count < MAX_CRASHES),
         )
-        if getattr(result, "rowcount", 0) == 1:
-            return "counted"
-        result = session.execute(
-            update(SyncState)
-            .where(SyncState.id == state_id, SyncState.lease_owner == owner)
-            .values(
-                running=False,
-                failed=True,
-                last_error=PARKED_ERROR,
-                lease_owner=None,
-                lease_until=None,
-                next_run_at=None,
-            )
+        .values(crash_count=case((same, SyncState.crash_count + 1), else_=1), crash_version=version)
+    )
+    if getattr(result, "rowcount", 0) == 1:
+        return "counted"
+    result = session.execute(
+        update(SyncState)
+        .where(SyncState.id == state_id, SyncState.lease_owner == owner)
+        .values(
+            running=False,
+            failed=True,
+            last_error=PARKED_ERROR,
+            lease_owner=None,
+            lease_until=None,
+            next_run_at=None,
         )
-        if getattr(result, "rowcount", 0) != 1:
-            return "lost_lease"
-    log.error("page job parked", extra={"state": state_id, "version": version, "crashes": MAX_CRASHES})
-    return "parked"
+    )
+    return "parked" if getattr(result, "rowcount", 0) == 1 else "lost_lease"
 
 
 def _clear_crashes(rt: Runtime, state_id: int, version: int) -> None:
@@ -252,18 +256,23 @@ def _keep_chain_going(rt: Runtime, state: SyncState) -> None:
 
 def acquire_lease(rt: Runtime, state_id: int, version: int, owner: str) -> bool:
     """Take the stream's lease unless a live worker holds it (at most one worker per stream)."""
-    now = rt.clock()
     with rt.writes.begin() as session:
-        result = session.execute(
-            update(SyncState)
-            .where(
-                SyncState.id == state_id,
-                SyncState.version == version,
-                or_(SyncState.lease_owner.is_(None), SyncState.lease_until < now),
-            )
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=rt.settings.lease_seconds), running=True)
+        return _take_lease(session, rt, state_id, version, owner)
+
+
+def _take_lease(session: Session, rt: Runtime, state_id: int, version: int, owner: str) -> bool:
+    """`acquire_lease` inside the caller's transaction."""
+    now = rt.clock()
+    result = session.execute(
+        update(SyncState)
+        .where(
+            SyncState.id == state_id,
+            SyncState.version == version,
+            or_(SyncState.lease_owner.is_(None), SyncState.lease_until < now),
         )
-        return bool(getattr(result, "rowcount", 0) == 1)
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=rt.settings.lease_seconds), running=True)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
 
 
 def _fetch(rt: Runtime, connection: Connection, state: SyncState) -> Page:
