@@ -28,10 +28,8 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,9 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "and the ratio largest / smallest size (the work must scale with the change, not the network)."
         ),
     )
-    parser.add_argument(
-        "--sizes", default="10000,100000", help="comma-separated network sizes (default: 10000,100000)"
-    )
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated network sizes (default: 10000,100000)")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite", help="store (default: sqlite)")
     parser.add_argument("--pg-url", default=PG_ADMIN_URL, help=f"PostgreSQL admin URL (default: {PG_ADMIN_URL})")
     parser.add_argument("--repeats", type=int, default=3, help="incremental pages measured per size (default: 3)")
@@ -75,27 +71,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # --------------------------------------------------------------------------------------------------
 # store, counters
 # --------------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def store_url(args: argparse.Namespace, base: Path, name: str) -> Iterator[str]:
-    """A fresh SQLite file, or a throwaway PostgreSQL schema (dropped afterwards)."""
-    if args.store == "sqlite":
-        yield f"sqlite:///{base / (name + '.db')}"
-        return
-    from sqlalchemy import create_engine, text
-
-    schema = f"bench_{name}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in args.pg_url else "?"
-    try:
-        yield f"{args.pg_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 class SqlCounter:
@@ -200,6 +175,7 @@ def incremental_page(n: int, rep: int, args: argparse.Namespace, rng: random.Ran
 def run_size(args: argparse.Namespace, base: Path, n: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
+    from bench.gmail_backfill import store_url
     from models.db import make_engine, upgrade_schema, write_session_factory
     from models.policy import StrengthPolicy
     from models.tables import Connection, Contact, Member, Org
