@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.org_policy import PolicyChanges
 from models.rls import org_of, scoped
 from models.tables import ApiKey, AuditEvent, Member, Org
 
@@ -44,6 +46,22 @@ def upsert_org(session: Session, slug: str, domains: list[str], actor: str) -> O
     session.flush()
     scoped(session, org.id)  # a new org's first rows are its own
     session.add(AuditEvent(org_id=org.id, actor=actor, action="org.upserted", target=slug, details={"domains": clean}))
+    return org
+
+
+def set_policy(session: Session, org: Org, changes: PolicyChanges, actor: str, known_sources: Collection[str]) -> Org:
+    """Apply policy changes to the org (audited); an unknown source name is refused."""
+    unknown = sorted(set(changes.sources or ()) - set(known_sources))
+    if unknown:
+        raise AdminError(f"unknown sources {unknown}; known: {sorted(known_sources)}")
+    org.policy = changes.applied_to(dict(org.policy))
+    session.add(
+        AuditEvent(
+            org_id=org.id, actor=actor, action="org.policy_set", target=org.slug,
+            details=changes.model_dump(exclude_none=True),
+        )
+    )
+    session.flush()
     return org
 
 

@@ -103,6 +103,8 @@ class Connection(Base):
     credential_id: Mapped[int | None] = mapped_column(
         ForeignKey("credentials.id", ondelete="SET NULL"), default=None, index=True
     )
+    # disconnected with a grace period: its data is purged at this time unless the rep reconnects first
+    purge_due_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -10,11 +10,10 @@ from sqlalchemy import select, update
 from models.rls import org_scope, system_scope
 from models.store import lock_org, publish_contacts
 from models.tables import AuditEvent, Connection, Member, Org, Relationship
+from privacy.periods import retention_days
 from privacy.purge import purge_connection
 from sync.runtime import Runtime
 from tokens.access import revoke_connection_tokens
-
-MAX_RETENTION_DAYS = 365  # the privacy policy's ceiling: an org may shorten it, never extend it
 
 
 @dataclass(frozen=True)
@@ -25,13 +24,6 @@ class Swept:
     member_id: int
     connections: int
     erased: int
-
-
-def retention_days(policy: dict[str, object]) -> int:
-    """The org's retention period, capped at the policy's one year."""
-    raw = policy.get("retention_days", MAX_RETENTION_DAYS)
-    days = int(raw) if isinstance(raw, int | float | str) and str(raw).isdigit() else MAX_RETENTION_DAYS
-    return max(0, min(days, MAX_RETENTION_DAYS))
 
 
 def sweep_retention(rt: Runtime, today: date | None = None) -> list[Swept]:

@@ -82,8 +82,10 @@ def _upsert(rt: Runtime, result: ConsentResult, source: str, account: str) -> Co
                 account=account,
             )
             session.add(connection)
+        purge_cancelled = connection.purge_due_at is not None
         connection.status = "active"
         connection.last_error = None
+        connection.purge_due_at = None  # a reconnect within the grace keeps the data
         connection.scopes = result.tokens.scope or ""
         connection.extra = {k: v for k, v in result.tokens.extra.items() if k in ("instance_url", "id")}
         session.flush()
@@ -107,7 +109,7 @@ def _upsert(rt: Runtime, result: ConsentResult, source: str, account: str) -> Co
                 actor=member.email,
                 action=action,
                 target=f"connection:{connection.id}",
-                details={"source": source, "account": account},
+                details={"source": source, "account": account} | ({"purge_cancelled": True} if purge_cancelled else {}),
             )
         )
     return connection

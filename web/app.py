@@ -19,13 +19,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from connectors.registry import CONNECTORS
 from models.network import BadCursor, explain_contact, get_contact, intro_paths, org_by_slug, read_feed
+from models.org_policy import PolicyChanges
 from models.orgs import (
     AdminError,
     find_member,
     normalize_domain,
     normalize_member_email,
     org_of_stored_key,
+    set_policy,
     upsert_member,
     upsert_org,
 )
@@ -81,9 +84,10 @@ class Caller:
 
 
 class OrgBody(BaseModel):
-    """`PUT /api/orgs/{org}`."""
+    """`PUT /api/orgs/{org}`: its internal domains, and policy keys to change (the others keep their value)."""
 
     domains: list[str] = Field(min_length=1)
+    policy: PolicyChanges | None = None
 
 
 class MemberBody(BaseModel):
@@ -186,14 +190,17 @@ def create_app(rt: Runtime) -> FastAPI:
         org, member = _org_member(session, who)
         if org is None or member is None:
             return page(request, 404, "Unknown member", "This link does not belong to a member of an organization.")
-        connected = {
-            c.provider: c.account
-            for c in session.execute(
-                select(Connection).where(Connection.member_id == member.id, Connection.status == "active")
-            ).scalars()
-        }
+        mine = session.execute(select(Connection).where(Connection.member_id == member.id)).scalars().all()
+        connected = {c.provider: c.account for c in mine if c.status != "revoked"}
+        purge_due = {c.provider: c.purge_due_at for c in mine if c.status == "revoked" and c.purge_due_at}
         providers = [
-            {"name": p, "title": PROVIDER_TEXT[p][0], "reads": PROVIDER_TEXT[p][1], "connected": connected.get(p)}
+            {
+                "name": p,
+                "title": PROVIDER_TEXT[p][0],
+                "reads": PROVIDER_TEXT[p][1],
+                "connected": connected.get(p),
+                "purge_due": purge_due[p].strftime("%Y-%m-%d") if p in purge_due and p not in connected else None,
+            }
             for p in PROVIDER_TEXT
             if sources_of(p, enabled_sources(org.policy))
         ]
@@ -208,6 +215,14 @@ def create_app(rt: Runtime) -> FastAPI:
                 "org": org.slug,
             },
         )
+
+    @app.post("/connect/{provider}/disconnect", response_class=HTMLResponse)
+    async def disconnect_provider(request: Request, provider: str) -> Response:
+        """The connect page's Disconnect button: the signed link (in the form, never a cookie) is the CSRF guard."""
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (fields.get("session") or [""])[0]
+        status, title, message = await run_in_threadpool(disconnect_from_page, rt, token, provider)
+        return page(request, status, title, message, kind="ok" if status == 200 else "error")
 
     @app.get("/connect/{provider}")
     def connect_provider(
@@ -351,10 +366,12 @@ def create_app(rt: Runtime) -> FastAPI:
             raise HTTPException(404, "no such org")
         try:
             saved = upsert_org(session, slug, body.domains, actor=f"api:{slug}")
+            if body.policy is not None:
+                set_policy(session, saved, body.policy, actor=f"api:{slug}", known_sources=CONNECTORS)
         except AdminError as exc:
             raise HTTPException(422, str(exc)) from None
         session.commit()
-        return {"org": saved.slug, "domains": saved.domains}
+        return {"org": saved.slug, "domains": saved.domains, "policy": saved.policy}
 
     @app.put("/api/orgs/{slug}/members/{email}")
     def put_member(slug: str, email: str, body: MemberBody, caller: ApiCaller, session: WDB) -> dict[str, Any]:
@@ -377,8 +394,13 @@ def create_app(rt: Runtime) -> FastAPI:
         done = disconnect_and_purge(rt, caller.org.id, connection_id, actor=f"api:{caller.slug}")
         if done is None:
             raise HTTPException(404, "no such connection")
-        connection, purged = done
-        return {"id": connection.id, "status": connection.status, "erased": purged.copies_and_records}
+        due = done.purge_due_at
+        return {
+            "id": done.connection.id,
+            "status": done.connection.status,
+            "erased": done.purged.copies_and_records,
+            "purge_due_at": due.strftime("%Y-%m-%dT%H:%M:%SZ") if due else None,
+        }
 
     @app.post("/api/opt-out")
     def api_opt_out(body: OptOutBody, caller: ApiCaller) -> dict[str, Any]:
@@ -454,6 +476,36 @@ def create_app(rt: Runtime) -> FastAPI:
             raise HTTPException(422, str(exc)) from None
 
     return app
+
+
+def disconnect_from_page(rt: Runtime, token: str, provider: str) -> tuple[int, str, str]:
+    """Disconnect every connection of the link's rep at `provider`: (HTTP status, title, message) for the page."""
+    who = _session_or_none(rt, token)
+    if who is None or provider not in PROVIDER_TEXT:
+        return 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
+    with rt.sessions() as session:
+        org, member = _org_member(session, who)
+        if org is None or member is None:
+            return 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
+        org_id, keeps = org.id, not org.policy.get("purge_on_disconnect", True)
+        ids = session.execute(
+            select(Connection.id).where(
+                Connection.member_id == member.id, Connection.provider == provider, Connection.status != "revoked"
+            )
+        ).scalars().all()
+        actor = member.email
+    title = PROVIDER_TEXT[provider][0]
+    if not ids:
+        return 404, "Not connected", f"No {title} account is connected."
+    done = [d for d in (disconnect_and_purge(rt, org_id, i, actor=actor) for i in ids) if d is not None]
+    due = max((d.purge_due_at for d in done if d.purge_due_at), default=None)
+    if due is not None:
+        what = f"Its data will be deleted on {due:%Y-%m-%d} unless you reconnect before then."
+    elif keeps:
+        what = "Your organization keeps the records already synced."
+    else:
+        what = f"The {sum(d.purged.copies_and_records for d in done)} records it brought were deleted."
+    return 200, "Disconnected", f"{title} is disconnected and its access revoked. {what}"
 
 
 def _session_or_none(rt: Runtime, token: str) -> dict[str, Any] | None:

@@ -167,6 +167,44 @@ def org_add(name: str, domains: tuple[str, ...]) -> None:
         click.echo(f"org {saved.slug}: {', '.join(saved.domains)}")
 
 
+@org.command("policy")
+@click.argument("name")
+@click.option("--set", "changes", multiple=True, metavar="KEY=VALUE", help="A key to set (JSON value; repeatable).")
+@friendly
+def org_policy(name: str, changes: tuple[str, ...]) -> None:
+    """Show the org's policy, or change keys of it (e.g. --set disconnect_grace_days=14 --set retention_days=180)."""
+    from pydantic import ValidationError
+
+    from connectors.registry import CONNECTORS
+    from models.org_policy import PolicyChanges
+    from models.orgs import AdminError, require_org, set_policy
+
+    rt = _runtime()
+    with rt.writes.begin() as session:
+        saved = require_org(session, name)
+        if changes:
+            try:
+                wanted = PolicyChanges.model_validate(dict(_key_value(change) for change in changes))
+            except ValidationError as exc:
+                why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise AdminError(f"policy not changed: {why}") from None
+            set_policy(session, saved, wanted, actor="cli", known_sources=CONNECTORS)
+        click.echo(json.dumps(saved.policy, sort_keys=True))
+
+
+def _key_value(raw: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as JSON when it is JSON (14, true, ["gmail"]), else as a string."""
+    from models.orgs import AdminError
+
+    key, sep, value = raw.partition("=")
+    if not sep or not key:
+        raise AdminError(f"expected KEY=VALUE, got {raw!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 @main.group()
 def member() -> None:
     """Members of an org (reps)."""
@@ -327,14 +365,19 @@ def opt_out_cmd(identity: str) -> None:
 @main.command("retention-sweep")
 @friendly
 def retention_sweep_cmd() -> None:
-    """Delete the data of memberships that ended more than the retention period ago."""
+    """Delete the data of memberships that ended more than the retention period ago, and of disconnects
+    whose grace period has passed."""
+    from privacy.disconnect import purge_due_disconnects
     from privacy.retention import sweep_retention
 
     rt = _runtime()
     swept = sweep_retention(rt)
     for item in swept:
         click.echo(f"{item.org}: member {item.member_id}: {item.connections} connections, {item.erased} records erased")
-    click.echo(f"{len(swept)} memberships swept")
+    purged = purge_due_disconnects(rt)
+    for done in purged:
+        click.echo(f"{done.org}: disconnected connection {done.connection_id}: {done.erased} records erased")
+    click.echo(f"{len(swept)} memberships swept, {len(purged)} disconnected connections purged")
 
 
 @main.group()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from privacy.disconnect import purge_due_disconnects
 from privacy.retention import sweep_retention
 from sync.decay import decay_due
 from sync.runtime import Runtime
@@ -27,11 +28,11 @@ def run_forever(rt: Runtime, period: float) -> None:
         decayed = decay_due(rt, rt.clock())
         swept = 0
         if time.monotonic() - last_retention >= RETENTION_EVERY:
-            swept = len(sweep_retention(rt))
+            swept = len(sweep_retention(rt)) + len(purge_due_disconnects(rt))
             last_retention = time.monotonic()
         if started or resent or decayed or swept:
             log.info(
                 "scheduler tick",
-                extra={"started": started, "resent": resent, "orgs_decayed": decayed, "members_swept": swept},
+                extra={"started": started, "resent": resent, "orgs_decayed": decayed, "swept": swept},
             )
         time.sleep(period)

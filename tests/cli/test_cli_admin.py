@@ -93,3 +93,15 @@ def test_a_bad_setting_is_one_stderr_line_naming_the_variable_and_touches_no_sto
             assert value not in line.removeprefix(f"sxsync: {variable}: "), line  # never echo a (secret) value
     database = sqlite_cli.env["SXSYNC_DATABASE_URL"].removeprefix("sqlite:///")
     assert not (sqlite_cli.cwd / database).exists(), "a refused start created the store"
+
+
+def test_org_policy_shows_and_sets_keys_and_refuses_what_the_privacy_policy_forbids(cli: Cli) -> None:
+    cli.ok("org", "add", "acme", "--domain", "acme.test")
+    assert cli.ok("org", "policy", "acme") == "{}\n"
+    set_keys = ("--set", "disconnect_grace_days=3", "--set", 'sources=["gmail"]')
+    assert cli.ok("org", "policy", "acme", *set_keys) == '{"disconnect_grace_days": 3, "sources": ["gmail"]}\n'
+    too_long = one_line_error(cli.run("org", "policy", "acme", "--set", "retention_days=400"))
+    assert "retention_days" in too_long and "less than or equal to 365" in too_long
+    assert "unknown sources" in one_line_error(cli.run("org", "policy", "acme", "--set", 'sources=["myspace"]'))
+    assert "KEY=VALUE" in one_line_error(cli.run("org", "policy", "acme", "--set", "grace"))
+    assert cli.ok("org", "policy", "acme") == '{"disconnect_grace_days": 3, "sources": ["gmail"]}\n'

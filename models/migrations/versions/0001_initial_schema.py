@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 00:38:04.322188
+Create Date: 2026-11-25 03:18:43.898127
 """
 
 from __future__ import annotations
@@ -223,6 +223,7 @@ def upgrade() -> None:
     sa.Column('extra', sa.JSON(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('credential_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('purge_due_at', models.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', models.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['credential_id'], ['credentials.id'], ondelete='SET NULL'),
@@ -234,6 +235,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_connections_credential_id'), ['credential_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_connections_member_id'), ['member_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_connections_org_id'), ['org_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_connections_purge_due_at'), ['purge_due_at'], unique=False)
 
     op.create_table('interactions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -425,6 +427,7 @@ def downgrade() -> None:
 
     op.drop_table('interactions')
     with op.batch_alter_table('connections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_connections_purge_due_at'))
         batch_op.drop_index(batch_op.f('ix_connections_org_id'))
         batch_op.drop_index(batch_op.f('ix_connections_member_id'))
         batch_op.drop_index(batch_op.f('ix_connections_credential_id'))
