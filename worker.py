@@ -1,11 +1,13 @@
-"""The module `dramatiq worker worker` loads: the broker is set, then the actors registered on it."""
+"""The module `dramatiq worker worker` loads: the broker is set, checked, then the actors registered on it."""
 
 from __future__ import annotations
 
-from sync.broker import setup_broker
+from sync.broker import require_fast_redelivery, setup_broker, warn_without_persistence
 from sync.logs import configure_logging
 from sync.runtime import get_runtime
 
 _runtime = get_runtime()
 configure_logging(_runtime.settings.log_level)
+require_fast_redelivery(_runtime.settings)
 broker = setup_broker(_runtime)
+warn_without_persistence(broker)

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     lease_seconds: int = Field(default=60, ge=5)
     poll_seconds: int = Field(default=300, ge=1)
     http_timeout: float = Field(default=30.0, gt=0)
+    # Redis broker: how soon a dead worker's messages come back (heartbeat + maintenance pass); the worker
+    # refuses settings that let them strand past ~15 s (Dramatiq's own defaults, 60 s and 0.1 %, take minutes)
+    broker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    broker_maintenance_chance: int = Field(default=500_000, ge=1, le=1_000_000)  # per million commands
     webhook_url: str = ""  # connection status changes are POSTed here, signed with webhook_secret
     webhook_secret: str = ""
 

@@ -5,29 +5,31 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 
+from models.settings import Settings, SettingsError
 from sync.actors import register_actors
 from sync.runtime import Runtime
 
 log = logging.getLogger("sxsync.broker")
 
-# Dramatiq's defaults (60 s heartbeat, maintenance on 0.1 % of commands) left a SIGKILLed worker's
-# messages stranded for minutes; these bring them back within ~15 s.
-HEARTBEAT_TIMEOUT_MS = 10_000
-MAINTENANCE_CHANCE = 100_000  # per million commands
 DEAD_MESSAGE_TTL_MS = 7 * 86_400_000
+# A SIGKILLed worker's messages return after its heartbeat expires and some worker's maintenance pass
+# (run on `maintenance_chance` per million Redis commands) requeues them: both bounded keep it ≤ ~15 s.
+MAX_HEARTBEAT_SECONDS = 12.0
+MIN_MAINTENANCE_CHANCE = 10_000
 
 
-def make_broker(url: str) -> dramatiq.Broker:
+def make_broker(url: str, settings: Settings) -> dramatiq.Broker:
     """Redis, RabbitMQ, or the in-process stub broker when no URL is set."""
     if url.startswith(("redis://", "rediss://")):
         return RedisBroker(  # type: ignore[no-untyped-call]
             url=url,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
-            maintenance_chance=MAINTENANCE_CHANCE,
+            heartbeat_timeout=int(settings.broker_heartbeat_seconds * 1000),
+            maintenance_chance=settings.broker_maintenance_chance,
             dead_message_ttl=DEAD_MESSAGE_TTL_MS,
         )
     if url.startswith(("amqp://", "amqps://")):
@@ -37,8 +39,53 @@ def make_broker(url: str) -> dramatiq.Broker:
 
 def setup_broker(rt: Runtime, url: str | None = None) -> dramatiq.Broker:
     """Make the broker, make it global, register our actors on it and wire `rt.send` to them."""
-    broker = make_broker(rt.settings.broker_url if url is None else url)
+    broker = make_broker(rt.settings.broker_url if url is None else url, rt.settings)
     dramatiq.set_broker(broker)
     enqueue = register_actors(broker)
     rt.enqueue = enqueue
     return broker
+
+
+def require_fast_redelivery(settings: Settings) -> None:
+    """A worker refuses Redis broker settings that would strand a dead worker's messages for minutes.
+
+    RabbitMQ redelivers a dead consumer's unacked messages when its connection drops; the in-process
+    broker lives and dies with its process: neither depends on these settings.
+    """
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return
+    heartbeat, chance = settings.broker_heartbeat_seconds, settings.broker_maintenance_chance
+    if heartbeat > MAX_HEARTBEAT_SECONDS or chance < MIN_MAINTENANCE_CHANCE:
+        raise SettingsError(
+            f"SXSYNC_BROKER_HEARTBEAT_SECONDS={heartbeat:g}, SXSYNC_BROKER_MAINTENANCE_CHANCE={chance}: "
+            f"a killed worker's messages would wait minutes to come back; use a heartbeat of at most "
+            f"{MAX_HEARTBEAT_SECONDS:g} s and a maintenance chance of at least {MIN_MAINTENANCE_CHANCE} per million"
+        )
+
+
+def warn_without_persistence(broker: dramatiq.Broker) -> bool:
+    """Log a warning when the Redis broker keeps nothing on disk (a restart would lose queued jobs); True if so."""
+    if not isinstance(broker, RedisBroker):
+        return False
+    try:
+        info = broker.client.info("persistence")
+    except redis.RedisError as exc:
+        log.warning("could not read the broker's persistence settings: %s", exc)
+        return False
+    appendonly = bool(info.get("aof_enabled"))
+    snapshots = _snapshots_configured(broker.client)
+    if appendonly or snapshots:
+        return False
+    log.warning(
+        "the Redis broker has no persistence (appendonly no, no snapshots): a Redis restart loses every "
+        "queued page job until the scheduler's reconciler re-enqueues it; run Redis with appendonly yes"
+    )
+    return True
+
+
+def _snapshots_configured(client: redis.Redis) -> bool:
+    """Whether RDB snapshots are configured (CONFIG may be renamed away on managed Redis: then assume so)."""
+    try:
+        return bool(client.config_get("save").get("save"))
+    except redis.RedisError:
+        return True

@@ -106,6 +106,9 @@ def worker(processes: int, threads: int) -> None:
     settings = get_settings()
     if not settings.broker_url:
         raise SettingsError("SXSYNC_BROKER_URL: a worker needs a broker (redis://… or amqp://…)")
+    from sync.broker import require_fast_redelivery
+
+    require_fast_redelivery(settings)
     _runtime()  # migrate once before the workers fork
     os.execvp(  # noqa: S606  (become the dramatiq worker)
         sys.executable,
