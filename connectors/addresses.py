@@ -10,6 +10,9 @@ from connectors.emails import InvalidAddress, normalize_email
 from connectors.encoded_words import decode_header_text
 
 _QUOTES = "\"'"
+# CPython's parser reads nested comments recursively: thousands of "(" in one entry exhaust the stack.
+# No real mailbox needs more than a few, so an entry with more is refused before it is parsed.
+_MAX_PARENTHESES = 32
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class BadAddress:
     """An entry that is not one clear address: its raw text and a reason code."""
 
     raw: str
-    reason: str  # unbalanced, no_address, ambiguous, or an InvalidAddress reason
+    reason: str  # unbalanced, no_address, ambiguous, too_complex, or an InvalidAddress reason
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ def display_name(raw: str, email: str) -> str | None:
 
 def _parse_entry(text: str) -> Address:
     """One entry to one address; raises InvalidAddress when the parser sees none or several."""
+    if text.count("(") > _MAX_PARENTHESES:
+        raise InvalidAddress("too_complex")
     pairs = getaddresses([text])
     spellings = {address for _, address in pairs}
     if spellings <= {""}:
@@ -75,5 +80,6 @@ def parse_address_list(value: str) -> AddressList:
         try:
             addresses.append(_parse_entry(text))
         except InvalidAddress as exc:
-            rejected.append(BadAddress(text, exc.reason))
+            if not (exc.reason == "no_address" and text[0] == "(" and text[-1] == ")"):  # only comments: empty
+                rejected.append(BadAddress(text, exc.reason))
     return AddressList(tuple(addresses), tuple(rejected))
