@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import sync.actors
+from sync.pipeline import run_page
 from sync.runtime import Enqueue
 from sync.scheduler import start_all
 from tests.faults.conftest import LEASE_SECONDS, MEMBERS, PAGE_SIZE, Scenario, seed, world
@@ -41,7 +42,7 @@ class Doubler:
 
         return twice
 
-    def runs_twice(self, run_page: Callable[..., None]) -> Callable[..., None]:
+    def runs_twice(self, run_page: Callable[..., object]) -> Callable[..., None]:
         def twice(*args: object) -> None:
             with self._lock:
                 self.runs += 2
@@ -62,7 +63,7 @@ def test_every_message_delivered_twice_and_every_job_run_twice_store_what_one_de
     scenario.name = "R6 every message twice, every job twice"
     members = MEMBERS[:2]
     doubler = Doubler()
-    monkeypatch.setattr(sync.actors, "run_page", doubler.runs_twice(sync.actors.run_page))
+    monkeypatch.setattr(sync.actors, "run_page", doubler.runs_twice(run_page))
     started = time.monotonic()
     with running_stack(
         data_dir=tmp_path / "run", world=world(), database_url=pg_url, broker_url=redis_url, workers=2,
