@@ -22,6 +22,46 @@ class Endpoints:
     timeout: float = 30.0
 
 
+class Quota(Protocol):
+    """The rate budget of one provider account that the sync layer shares across workers (a no-op by default).
+
+    `spend(cost)` runs before each HTTP request (cost in the provider's units: Gmail quota units, else
+    requests); it may sleep, or raise RateLimited when the wait is long. `tell(...)` passes on what an
+    answer said: a Retry-After wait, or a rate-limit window (`limit` calls per `window` s, `remaining` left).
+    """
+
+    def spend(self, cost: float) -> None: ...
+
+    def tell(
+        self,
+        *,
+        retry_after: float = 0.0,
+        limit: float | None = None,
+        remaining: float | None = None,
+        window: float | None = None,
+    ) -> None: ...
+
+
+class NoQuota:
+    """No shared budget: connectors called outside the sync layer (connect flow, tests, benches)."""
+
+    def spend(self, cost: float) -> None:
+        return None
+
+    def tell(
+        self,
+        *,
+        retry_after: float = 0.0,
+        limit: float | None = None,
+        remaining: float | None = None,
+        window: float | None = None,
+    ) -> None:
+        return None
+
+
+NO_QUOTA = NoQuota()
+
+
 @dataclass(frozen=True)
 class FetchContext:
     """What a connector is handed for one page: a fresh access token and the endpoint settings."""
@@ -34,6 +74,7 @@ class FetchContext:
     page_size: int = 500
     # extra provider facts saved at connect time (e.g. Salesforce instance_url)
     extra: Mapping[str, str] = field(default_factory=dict)
+    quota: Quota = NO_QUOTA  # the account's shared rate budget (sync/ratelimit.py)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ def _run_batch(
             answers[request_id] = response
             return
         error = read_error(exception, attempt)
+        api.heard(error)
         if error.retryable:
             retryable[request_id] = error
         elif error.status != 404:
@@ -66,6 +67,7 @@ def _run_batch(
     batch = BatchHttpRequest(callback=collect, batch_uri=api.api_url + batch_path)
     for request_id, request in requests.items():
         batch.add(request, request_id=request_id)
+    api.spend_batch(requests.values())
     with api.errors(f"{what} (batch)"):
         batch.execute()
     return answers, retryable, failed

@@ -7,7 +7,7 @@ failure becomes a ConnectorError carrying the status and Google's own message, n
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +22,11 @@ from googleapiclient.errors import HttpError
 
 from connectors.base import (
     JSON,
+    NO_QUOTA,
     ConnectorError,
     CursorExpired,
     FetchContext,
+    Quota,
     RateLimited,
     TransientError,
     Unauthorized,
@@ -35,6 +37,18 @@ ExpiredWhen = Callable[["GoogleError"], bool]
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 TRANSIENT_STATUSES = frozenset({500, 502, 504})
 _BODY_EXCERPT = 200
+# Gmail's documented quota units per method (per user, 250 per second); other Google APIs: 1 per request
+QUOTA_UNITS = {
+    "gmail.users.messages.get": 5,
+    "gmail.users.messages.list": 5,
+    "gmail.users.history.list": 2,
+    "gmail.users.getProfile": 1,
+}
+
+
+def quota_units(request: Any) -> int:
+    """What one client-library request costs against the user's quota."""
+    return QUOTA_UNITS.get(str(getattr(request, "methodId", "")), 1)
 
 
 class CountingHttp(httplib2.Http):  # type: ignore[misc]  # httplib2 ships no type hints
@@ -120,6 +134,7 @@ class GoogleApi:
     wire: CountingHttp
     api_url: str
     token: str
+    quota: Quota = NO_QUOTA
 
     @property
     def calls(self) -> int:
@@ -137,6 +152,7 @@ class GoogleApi:
             yield
         except HttpError as exc:
             error = read_error(exc)
+            self.heard(error)
             if not_found is not None and error.status == 404:
                 raise self._scrubbed(not_found(f"{what}: HTTP 404: {error.message}")) from None
             if expired is not None and expired(error):
@@ -157,9 +173,19 @@ class GoogleApi:
         expired: ExpiredWhen | None = None,
     ) -> JSON:
         """Run one client-library request (one HTTP call) and return its JSON."""
+        self.quota.spend(quota_units(request))
         with self.errors(what, not_found, expired):
             result: JSON = request.execute()
         return result
+
+    def spend_batch(self, requests: Iterable[Any]) -> None:
+        """Wait for the quota a batch's parts cost (Google counts each part, not the batch call)."""
+        self.quota.spend(sum(quota_units(r) for r in requests))
+
+    def heard(self, error: GoogleError) -> None:
+        """A throttled answer (call or batch part): the whole account waits out its Retry-After."""
+        if error.rate_limited:
+            self.quota.tell(retry_after=error.retry_after)
 
     def _scrubbed(self, error: ConnectorError) -> ConnectorError:
         """The error with the access token masked, should a server have echoed it."""
@@ -185,4 +211,4 @@ def open_api(ctx: FetchContext, api: str, version: str, service_path: str = "") 
     service = build(
         api, version, static_discovery=True, http=http, client_options={"api_endpoint": root + service_path}
     )
-    return GoogleApi(service, wire, ctx.endpoints.api_url, ctx.access_token)
+    return GoogleApi(service, wire, ctx.endpoints.api_url, ctx.access_token, ctx.quota)

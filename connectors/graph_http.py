@@ -16,9 +16,11 @@ import requests
 
 from connectors.base import (
     JSON,
+    NO_QUOTA,
     ConnectorError,
     CursorExpired,
     FetchContext,
+    Quota,
     RateLimited,
     TransientError,
     Unauthorized,
@@ -30,6 +32,7 @@ MAX_PAGE_SIZE = 1000
 BATCH_LIMIT = 20
 RESYNC_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 RATE_LIMIT_CODES = frozenset({"applicationthrottled", "toomanyrequests", "activitylimitreached"})
+THROTTLE_STATUSES = frozenset({429, 503})
 TRANSIENT_STATUSES = frozenset({500, 502, 504})
 _EXCERPT = 200
 
@@ -51,7 +54,7 @@ class GraphError:
             return CursorExpired(text)
         if self.status == 401:
             return Unauthorized(text)
-        if self.status in (429, 503) or code in RATE_LIMIT_CODES:
+        if self.status in THROTTLE_STATUSES or code in RATE_LIMIT_CODES:
             return RateLimited(text, self.retry_after)
         if self.status in TRANSIENT_STATUSES:
             return TransientError(text)
@@ -82,6 +85,7 @@ class GraphClient:
     timeout: float = 30.0
     calls: int = 0
     session: requests.Session = field(default_factory=requests.Session, repr=False)
+    quota: Quota = field(default=NO_QUOTA, repr=False)  # Graph counts each batch part as one request
 
     def __post_init__(self) -> None:
         self.api_url = self.api_url.rstrip("/") + "/"
@@ -115,10 +119,16 @@ class GraphClient:
         """POST /$batch (at most 20 requests): {request id: {"status", "headers", "body"}}."""
         if len(requests_) > BATCH_LIMIT:
             raise ValueError(f"a Graph batch holds at most {BATCH_LIMIT} requests")
-        answer = self._send("POST", self.url("$batch"), what, json_body={"requests": requests_})
+        answer = self._send("POST", self.url("$batch"), what, json_body={"requests": requests_}, cost=len(requests_))
         responses = answer.get("responses")
         if not isinstance(responses, list):
             raise ConnectorError(f"{what}: the batch answer has no responses list")
+        for part in responses:  # a throttled part throttles the mailbox: the whole account waits
+            if isinstance(part, dict) and part.get("status") in THROTTLE_STATUSES:
+                headers = part.get("headers")
+                pairs = headers.items() if isinstance(headers, dict) else ()
+                wait = next((v for k, v in pairs if str(k).lower() == "retry-after"), None)
+                self.quota.tell(retry_after=retry_after_seconds(str(wait) if wait is not None else None))
         return {str(r.get("id")): r for r in responses if isinstance(r, dict)}
 
     def _send(
@@ -130,7 +140,9 @@ class GraphClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         json_body: JSON | None = None,
+        cost: int = 1,
     ) -> JSON:
+        self.quota.spend(cost)
         self.calls += 1
         try:
             response = self.session.request(
@@ -139,7 +151,10 @@ class GraphClient:
         except requests.RequestException as exc:  # refused, reset, timeout, TLS
             raise self._scrub(TransientError(f"{what}: {type(exc).__name__}: {exc}")) from None
         if response.status_code >= 300:
-            raise self._scrub(read_error(response.status_code, response.headers, response.content).exception(what))
+            error = read_error(response.status_code, response.headers, response.content)
+            if response.status_code in THROTTLE_STATUSES:
+                self.quota.tell(retry_after=error.retry_after)
+            raise self._scrub(error.exception(what))
         try:
             payload = response.json()
         except ValueError:
@@ -161,7 +176,9 @@ class GraphClient:
 
 def open_graph(ctx: FetchContext) -> GraphClient:
     """A Graph client on ctx's endpoint with ctx's token (no refresh: the sync layer owns tokens)."""
-    return GraphClient(ctx.endpoints.api_url, ctx.access_token, ctx.endpoints.ca_bundle, ctx.endpoints.timeout)
+    return GraphClient(
+        ctx.endpoints.api_url, ctx.access_token, ctx.endpoints.ca_bundle, ctx.endpoints.timeout, quota=ctx.quota
+    )
 
 
 def me_address(ctx: FetchContext) -> str:

@@ -100,6 +100,11 @@ def _describe(status: int, raw: bytes) -> tuple[str, dict[str, Any]]:
     return (f"{message} ({category})" if category else message), body
 
 
+def _lower(headers: Any) -> dict[str, str]:
+    """Header names in lower case (the library hands an HTTPHeaderDict, or None)."""
+    return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+
+
 class _TokenMask(logging.Filter):
     """Masks the token this thread has in flight in HTTP-library log lines (urllib3 logs URL paths at DEBUG,
     the library logs response bodies, and token metadata carries the token in both)."""
@@ -124,6 +129,7 @@ class HubspotApi:
     def __init__(self, ctx: FetchContext) -> None:
         self.token = ctx.access_token
         self.timeout = ctx.endpoints.timeout
+        self.quota = ctx.quota
         self.calls = 0
         self.client = HubSpot(
             access_token=ctx.access_token,
@@ -181,11 +187,16 @@ class HubspotApi:
     ) -> Reply:
         """One library call (one HTTP request); a short SECONDLY wait is slept in place, at most twice."""
         for attempt in range(IN_PLACE_RETRIES + 1):
+            self.quota.spend(1)
             try:
                 _TokenMask.local.token = self.token
-                return self._reply(what, method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs))
+                raw = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+                reply = self._reply(what, raw)
+                self._heard(reply.headers)
+                return reply
             except API_ERRORS as exc:
                 error = self._error(what, exc, attempt)
+                self._heard(_lower(getattr(exc, "headers", None)), getattr(error, "retry_after", 0.0))
                 if int(getattr(exc, "status", 0) or 0) == 404:
                     error = not_found(str(error))
                 wait = error.retry_after if isinstance(error, RateLimited) else None
@@ -199,12 +210,26 @@ class HubspotApi:
                 _TokenMask.local.token = None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _heard(self, headers: Mapping[str, str], retry_after: float = 0.0) -> None:
+        """Tell the account's shared budget the TEN_SECONDLY_ROLLING window the answer announced (and any wait)."""
+        limit, left = headers.get("x-hubspot-ratelimit-max", ""), headers.get("x-hubspot-ratelimit-remaining", "")
+        interval = headers.get("x-hubspot-ratelimit-interval-milliseconds", "")
+        if limit.isdigit() and interval.isdigit():
+            self.quota.tell(
+                retry_after=retry_after,
+                limit=float(limit),
+                remaining=float(left) if left.isdigit() else None,
+                window=int(interval) / 1000,
+            )
+        elif retry_after > 0:
+            self.quota.tell(retry_after=retry_after)
+
     def _reply(self, what: str, raw: Any) -> Reply:
         try:
             data = raw.data
         finally:
             raw.release_conn()
-        headers = {str(k).lower(): str(v) for k, v in raw.headers.items()}
+        headers = _lower(raw.headers)
         if not data or not data.strip():
             return Reply(int(raw.status), {}, headers)
         try:
@@ -222,7 +247,7 @@ class HubspotApi:
         """The ConnectorError subclass the sync layer acts on, with HubSpot's own message."""
         status = int(getattr(exc, "status", 0) or 0)
         raw = exc.body if isinstance(exc.body, bytes) else str(exc.body or exc.reason or "").encode()
-        headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+        headers = _lower(exc.headers)
         message, body = _describe(status, raw)
         text = f"{what}: HTTP {status}: {message}"
         if status == 401:

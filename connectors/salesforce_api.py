@@ -18,7 +18,16 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from connectors.base import JSON, ConnectorError, FetchContext, RateLimited, TransientError, Unauthorized
+from connectors.base import (
+    JSON,
+    NO_QUOTA,
+    ConnectorError,
+    FetchContext,
+    Quota,
+    RateLimited,
+    TransientError,
+    Unauthorized,
+)
 from connectors.retry_after import retry_after_seconds
 
 API_VERSION = "59.0"
@@ -26,7 +35,9 @@ BATCH_SIZE = 2000  # Sforce-Query-Options batchSize: the API's maximum (200..200
 DAILY_LIMIT_WAIT = 3600.0  # TotalRequests is a rolling 24-hour allowance: look again in an hour
 CONCURRENCY_WAIT = 30.0  # ConcurrentPerOrgLongTxn and other short throttles
 TRANSIENT_STATUSES = frozenset({500, 502, 504})
+ALLOWANCE_SECONDS = 86_400.0  # Sforce-Limit-Info's api-usage counts the org's rolling 24 hours
 _EXCERPT = 200
+_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
 class LocatorExpired(ConnectorError):
@@ -34,18 +45,25 @@ class LocatorExpired(ConnectorError):
 
 
 class CountingSession(requests.Session):
-    """A requests session that counts every HTTP request and keeps the last answer (for Retry-After)."""
+    """A requests session that counts every HTTP request, keeps the last answer (for Retry-After) and
+    spends each request from the org's shared budget, teaching it the allowance in Sforce-Limit-Info."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, quota: Quota = NO_QUOTA) -> None:
         super().__init__()
         self.calls = 0
         self.timeout = timeout
+        self.quota = quota
         self.last: requests.Response | None = None
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        self.quota.spend(1)
         self.calls += 1
         kwargs.setdefault("timeout", self.timeout)
         self.last = super().request(method, url, *args, **kwargs)
+        usage = _API_USAGE.search(self.last.headers.get("Sforce-Limit-Info", ""))
+        if usage is not None:
+            used, limit = int(usage.group(1)), int(usage.group(2))
+            self.quota.tell(limit=limit, remaining=max(limit - used, 0), window=ALLOWANCE_SECONDS)
         return self.last
 
 
@@ -93,7 +111,9 @@ class SalesforceApi:
             return Unauthorized(text)
         if code == "REQUEST_LIMIT_EXCEEDED" or status in (429, 503):
             fallback = DAILY_LIMIT_WAIT if "TotalRequests" in message else CONCURRENCY_WAIT
-            return RateLimited(text, retry_after_seconds(header) if header else fallback)
+            wait = retry_after_seconds(header) if header else fallback
+            self.wire.quota.tell(retry_after=wait)
+            return RateLimited(text, wait)
         if code == "INVALID_QUERY_LOCATOR":
             return LocatorExpired(text)
         if status in TRANSIENT_STATUSES:
@@ -175,7 +195,7 @@ def open_api(ctx: FetchContext) -> SalesforceApi:
     instance = (ctx.endpoints.api_url or ctx.extra.get("instance_url") or "").rstrip("/")
     if not _ORIGIN.match(instance):
         raise ConnectorError("salesforce: no https instance_url for this connection")
-    wire = CountingSession(ctx.endpoints.timeout)
+    wire = CountingSession(ctx.endpoints.timeout, ctx.quota)
     wire.trust_env = False  # no proxies, netrc or REQUESTS_CA_BUNDLE from the environment
     wire.verify = ctx.endpoints.ca_bundle or True
     sf = Salesforce(instance_url=instance, session_id=ctx.access_token, version=API_VERSION, session=wire)

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     # refuses settings that let them strand past ~15 s (Dramatiq's own defaults, 60 s and 0.1 %, take minutes)
     broker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     broker_maintenance_chance: int = Field(default=500_000, ge=1, le=1_000_000)  # per million commands
+    rate_limits: str = ""  # provider=UNITS/SECONDS (or provider=off) over the documented limits (sync/ratelimit.py)
     webhook_url: str = ""  # connection status changes are POSTed here, signed with webhook_secret
     webhook_secret: str = ""
 

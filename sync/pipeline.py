@@ -48,6 +48,7 @@ from models.rls import org_of, org_scope
 from models.tables import Connection, Org, SyncState
 from sync.ingest import IngestStats, ingest_page, sweep_unseen, target_for
 from sync.logs import log_context
+from sync.ratelimit import quota_for
 from sync.runtime import Runtime
 from tokens.access import ReauthRequired, get_access_token
 
@@ -309,6 +310,7 @@ def _context(rt: Runtime, connection: Connection, access_token: str) -> FetchCon
         backfill_days=rt.settings.backfill_days,
         page_size=rt.settings.page_size,
         extra=extra,
+        quota=quota_for(rt, connection.provider, connection.account),
     )
 
 

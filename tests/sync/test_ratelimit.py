@@ -1,0 +1,125 @@
+"""The shared rate budget (sync/ratelimit.py) on both backends: in-process, and Redis across processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+import redis
+
+from connectors.base import RateLimited
+from sync.ratelimit import (
+    DOCUMENTED,
+    AccountQuota,
+    Buckets,
+    Limit,
+    LocalBuckets,
+    RedisBuckets,
+    configured_limit,
+    per_second,
+    rolling,
+)
+from tests.conftest import redis_database
+
+KEY = "google:alice@acme.test"
+NO_REFILL = 1e-9  # units per second: nothing comes back during a test
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    yield from redis_database(8)
+
+
+@pytest.fixture(params=["local", "redis"])
+def pair(request: pytest.FixtureRequest) -> tuple[Buckets, Buckets]:
+    """Two workers' views of the buckets: the same object in-process, two Redis clients otherwise."""
+    if request.param == "local":
+        shared = LocalBuckets()
+        return shared, shared
+    url = str(request.getfixturevalue("redis_url"))
+    return RedisBuckets(redis.Redis.from_url(url)), RedisBuckets(redis.Redis.from_url(url))
+
+
+def test_a_bucket_grants_its_capacity_then_asks_to_wait(pair: tuple[Buckets, Buckets]) -> None:
+    one, other = pair
+    limit = Limit(NO_REFILL, 10)
+    granted = [one.take(KEY, 1, limit) == 0 for _ in range(6)] + [other.take(KEY, 1, limit) == 0 for _ in range(6)]
+    assert granted.count(True) == 10 and granted[-2:] == [False, False]
+
+
+def test_a_request_dearer_than_the_bucket_goes_when_it_is_full_and_leaves_a_debt(pair: tuple[Buckets, Buckets]) -> None:
+    one, other = pair
+    limit = Limit(1.0, 10)
+    assert one.take(KEY, 25, limit) == 0  # a Gmail batch of 100 gets (500 units) on a smaller bucket
+    assert other.take(KEY, 1, limit) > 10  # the debt of 15 units is paid back at 1 unit/s first
+
+
+def test_a_retry_after_heard_by_one_worker_blocks_the_account_for_every_worker(pair: tuple[Buckets, Buckets]) -> None:
+    one, other = pair
+    limit = Limit(1000.0, 1000)
+    one.tell(KEY, limit, retry_after=30, learned=None, remaining=None)
+    assert 20 < other.take(KEY, 1, limit) <= 30
+    assert other.take("google:bob@acme.test", 1, limit) == 0  # another account is not throttled
+
+
+def test_a_window_an_answer_announces_replaces_the_default_for_every_worker(pair: tuple[Buckets, Buckets]) -> None:
+    one, other = pair
+    default = Limit(NO_REFILL, 1000)
+    one.tell(KEY, default, retry_after=0, learned=Limit(NO_REFILL, 5), remaining=2)
+    granted = [other.take(KEY, 1, default) == 0 for _ in range(4)]
+    assert granted == [True, True, False, False]  # what the provider said was left, not the default's 1000
+
+
+def test_an_unknown_limit_paces_nothing_until_an_answer_teaches_one(pair: tuple[Buckets, Buckets]) -> None:
+    one, other = pair
+    assert all(one.take(KEY, 1, None) == 0 for _ in range(200))
+    one.tell(KEY, None, retry_after=0, learned=rolling(100_000, 86_400), remaining=3)
+    granted = [other.take(KEY, 1, None) == 0 for _ in range(5)]
+    assert granted == [True, True, True, False, False]
+
+
+def _spend_all(url: str, tries: int) -> int:
+    """One worker process: how many single units it got from a bucket of 60 that does not refill."""
+    buckets = RedisBuckets(redis.Redis.from_url(url))
+    return sum(buckets.take(KEY, 1, Limit(NO_REFILL, 60)) == 0 for _ in range(tries))
+
+
+def test_worker_processes_together_never_spend_more_than_the_bucket_holds(redis_url: str) -> None:
+    with ProcessPoolExecutor(4) as pool:
+        granted = list(pool.map(_spend_all, [redis_url] * 4, [40] * 4))
+    assert sum(granted) == 60 and len([g for g in granted if g]) >= 2
+
+
+def test_a_short_wait_is_slept_in_place_and_a_long_one_goes_back_to_the_queue() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # a clock that the sleeps move, so nothing waits for real
+        slept.append(seconds)
+        now[0] += seconds
+
+    quota = AccountQuota(LocalBuckets(clock=lambda: now[0]), KEY, Limit(100.0, 100), max_sleep=2.0, sleep=sleep)
+    quota.tell(retry_after=1.0)
+    quota.spend(1)  # waits out the Retry-After in place (the bucket refilled meanwhile), then spends
+    assert slept == [1.0]
+    quota.tell(retry_after=30.0)
+    with pytest.raises(RateLimited) as raised:
+        quota.spend(1)
+    assert raised.value.retry_after == 30.0 and slept == [1.0]
+
+
+def test_the_documented_limits_are_the_defaults_and_the_setting_overrides_them() -> None:
+    assert configured_limit("", "google") == per_second(250) == DOCUMENTED["google"]
+    assert configured_limit("", "salesforce") is None
+    assert configured_limit("hubspot=190/10, google=off", "hubspot") == rolling(190, 10)
+    assert configured_limit("hubspot=190/10, google=off", "google") is None
+    assert configured_limit("google=500/2", "google") == per_second(250)
+    with pytest.raises(ValueError, match="RATE_LIMITS"):
+        configured_limit("google=fast", "google")
+
+
+def test_a_rolling_window_bucket_never_lets_a_window_hold_more_than_the_limit() -> None:
+    limit = rolling(190, 10)
+    assert limit.capacity + limit.rate * 10 * 1.02 <= 190  # even when requests arrive 2 % of a window late
+    assert limit.rate * 10 / 190 >= 0.9  # and it still spends at least 90 % of the window
