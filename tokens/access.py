@@ -128,10 +128,20 @@ def _credential(session: Session, connection_id: int, *, lock: bool) -> Credenti
 
 
 def _usable(credential: Credential, now: datetime, min_ttl: int, stale_version: int | None) -> bool:
-    """Fresh for at least `min_ttl` seconds (unknown expiry counts as fresh) and not declared stale."""
+    """Fresh for at least the margin (unknown expiry counts as fresh) and not declared stale.
+
+    The margin is `min_ttl`, or half the token's lifetime when that is shorter than twice `min_ttl`: a
+    provider whose tokens live less than `min_ttl` would otherwise have every caller refresh a token that
+    was just saved (one call per caller, not one per expiry). The lifetime counts from the row's last
+    write, the save (a key rotation since then only shortens it: the token is used a little longer).
+    """
     if stale_version is not None and credential.version == stale_version:
         return False
-    return credential.expires_at is None or credential.expires_at > now + timedelta(seconds=min_ttl)
+    expires_at = credential.expires_at
+    if expires_at is None:
+        return True
+    margin = min(float(min_ttl), (expires_at - credential.updated_at).total_seconds() / 2)
+    return expires_at > now + timedelta(seconds=max(0.0, margin))
 
 
 def _access(credential: Credential, vault: Vault) -> AccessToken:
