@@ -6,7 +6,6 @@ and the calls of an unchanged incremental run.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -18,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.table import Row, emit, render  # noqa: E402
+from bench.table import Row, rows_main  # noqa: E402
 
 TARGET = 1.05  # the bar: within 1.05 x the minimum
 SIZES = {"quick": 25000, "full": 25000}  # the world stops growing people at 25,000 (bench/README.md)
@@ -79,20 +78,13 @@ def rows(size: str) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.calls",
-        description="The suite's call rows from bench/streams.py (connector level): calls ÷ minimum per source, "
-        "and an unchanged incremental run's calls. The per-stream table: python -m bench.streams --no-e2e.",
+    return rows_main(
+        rows,
+        "python -m bench.calls",
+        "The suite's call rows from bench/streams.py (connector level): calls ÷ minimum per source, and an "
+        "unchanged incremental run's calls. The per-stream table: python -m bench.streams --no-e2e.",
+        argv,
     )
-    parser.add_argument("--size", choices=("quick", "full"), default="quick", help="quick or full (default: quick)")
-    parser.add_argument("--rows", action="store_true", help="print BENCH-ROW lines instead of the table")
-    args = parser.parse_args(argv)
-    found = rows(args.size)
-    if args.rows:
-        emit(found)
-    else:
-        print(render(found))
-    return 0
 
 
 if __name__ == "__main__":

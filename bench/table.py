@@ -10,8 +10,9 @@ MODULE --size S`), which prints each row as one `BENCH-ROW {json}` line; the sui
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 PREFIX = "BENCH-ROW "
@@ -68,3 +69,17 @@ def ratio_row(
     """A ratio against a bound: `≤ target` (at_most) or `≥ target`."""
     ok = value <= target if at_most else value >= target
     return Row(measure, f"{value:{fmt}}", f"{'≤' if at_most else '≥'} {target:{fmt}}", ok, note)
+
+
+def rows_main(rows: Callable[[str], list[Row]], prog: str, description: str, argv: Sequence[str] | None = None) -> int:
+    """The command line of a module that only makes rows: `--size quick|full`, `--rows` for BENCH-ROW lines."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--size", choices=("quick", "full"), default="quick", help="quick or full (default: quick)")
+    parser.add_argument("--rows", action="store_true", help="print BENCH-ROW lines instead of the table")
+    args = parser.parse_args(argv)
+    found = rows(args.size)
+    if args.rows:
+        emit(found)
+    else:
+        print(render(found))
+    return 0
