@@ -34,8 +34,8 @@ test: setup services browser lint typecheck ## the whole suite, on real Redis, P
 faults: setup services ## fault injection (issue 7): failpoints, poison pages; one report line per scenario (FAULTS_LONG=1: long mode)
 	SXSYNC_FAULTS_LONG=$(FAULTS_LONG) $(PY) -m pytest -q -p no:cacheprovider tests/faults $(PYTEST_ARGS)
 
-bench: setup services
-	$(PY) -m bench.gmail_backfill
+bench: setup services ## the benchmark suite (issue 8): one table of measure, figure, target, pass/miss (BENCH_ARGS="--size full")
+	$(PY) -m bench.suite $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .sxsync .pytest_cache .mypy_cache .ruff_cache
