@@ -87,8 +87,9 @@ def _refresh_locked(
             _mark_reauth(session, connection, NO_REFRESH_MESSAGE, error="no_refresh_token")
             failure = ReauthRequired(f"connection {connection_id} has no refresh token; reconnect")
         else:
+            presented = vault.decrypt(credential.refresh_token)
             try:
-                tokens = client_for(connection.provider).refresh(vault.decrypt(credential.refresh_token))
+                tokens = client_for(connection.provider).refresh(presented)
             except InvalidGrant as exc:
                 _mark_reauth(session, connection, REAUTH_MESSAGE, error=exc.error)
                 failure = ReauthRequired(f"connection {connection_id}: {REAUTH_MESSAGE}")
@@ -100,7 +101,7 @@ def _refresh_locked(
                 failure = RefreshFailed(str(exc), error=exc.error, status=exc.status)
             else:
                 failpoint("after_token_response", connection_id)  # a test hook (models/failpoints.py); inert
-                result = _store(session, connection, credential, tokens, vault)
+                result = _store(session, connection, credential, tokens, vault, presented=presented)
     if failure is not None:
         raise failure
     assert result is not None
@@ -150,13 +151,18 @@ def _access(credential: Credential, vault: Vault) -> AccessToken:
 
 
 def _store(
-    session: Session, connection: Connection, credential: Credential, tokens: TokenSet, vault: Vault
+    session: Session, connection: Connection, credential: Credential, tokens: TokenSet, vault: Vault,
+    *, presented: str,
 ) -> AccessToken:
-    """Save a refresh's result (a rotated refresh token replaces the old one), bump version, audit."""
-    rotated = tokens.refresh_token is not None
+    """Save a refresh's result (a rotated refresh token replaces the `presented` one), bump version, audit.
+
+    An answer without a refresh token (Google) or with the same one again (HubSpot) keeps the stored one.
+    """
+    rotated_to = tokens.refresh_token if tokens.refresh_token != presented else None
+    rotated = rotated_to is not None
     credential.access_token = vault.encrypt(tokens.access_token)
-    if tokens.refresh_token is not None:
-        credential.refresh_token = vault.encrypt(tokens.refresh_token)
+    if rotated_to is not None:
+        credential.refresh_token = vault.encrypt(rotated_to)
     credential.expires_at = tokens.expires_at
     credential.version = credential.version + 1
     audit(

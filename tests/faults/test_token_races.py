@@ -87,6 +87,15 @@ def _audits(stack: Stack, action: str) -> int:
         return session.execute(select(func.count()).where(AuditEvent.action == action)).scalar_one()
 
 
+def _rotated_flags(stack: Stack) -> list[bool]:
+    """The `rotated` flag of every audited refresh, oldest first."""
+    with stack.rt.sessions() as session:
+        events = session.execute(
+            select(AuditEvent).where(AuditEvent.action == "token.refresh").order_by(AuditEvent.id)
+        ).scalars()
+        return [bool(event.details["rotated"]) for event in events]
+
+
 def _ask(stack: Stack, org_id: int, connection_id: int, **kwargs: Any) -> int:
     """Ask for the access token in this process, the way a page job does; the credential version it got."""
     with org_scope(org_id):
@@ -298,6 +307,7 @@ def test_s2_the_stored_refresh_token_is_the_newest_and_a_lost_answer_costs_at_mo
             assert rotations == 0
         else:
             assert rotations == S2_ROUNDS
+        assert _rotated_flags(stack) == [rotations > 0] * S2_ROUNDS, "the audit trail says which refresh rotated"
 
         # a refresh whose answer is lost: the process dies between the provider's answer and the commit
         expire_access_tokens(stack)
@@ -317,7 +327,9 @@ def test_s2_the_stored_refresh_token_is_the_newest_and_a_lost_answer_costs_at_mo
         # the sync that follows
         calls = refresh_calls(sandbox, provider)
         with worker_threads(stack.broker, 2):
-            final = stack.sync(timeout=90)
+            final = stack.sync(timeout=90)  # returns once no chain of an active connection runs
+            for queue in stack.broker.get_declared_queues():
+                stack.broker.join(queue, timeout=30_000)  # the jobs still queued for a dead grant end too
             extra = refresh_calls(sandbox, provider) - calls
             scenario.figures |= {"calls_after_crash": extra, "failed": final.failed}
             with stack.rt.sessions() as session:
