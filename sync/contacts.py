@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from models.tables import Contact, Identity, Participant, PersonRecord
 from sync.freemail import company_domain
-from sync.identity import email_key, ref_key, split_key
+from sync.identity import email_key, is_user_ref, ref_key, split_key
 from sync.interactions import OrgView
 from sync.resolve import chunks, resolve
 
@@ -20,10 +20,10 @@ CRM_SOURCES = ("salesforce", "hubspot")  # company names come from CRM accounts;
 
 
 def participant_key(email: str, person_ref: str | None) -> str | None:
-    """The identity key a participant row stands for (None for an unresolvable empty one)."""
+    """The identity key a participant row stands for (None for an empty one, or a CRM user: the org's own)."""
     if email:
         return email_key(email)
-    return ref_key(person_ref) if person_ref else None
+    return ref_key(person_ref) if person_ref and not is_user_ref(person_ref) else None
 
 
 class ContactBook:

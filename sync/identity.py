@@ -26,6 +26,11 @@ def ref_key(ref: str) -> str:
     return "ref:" + ref
 
 
+def is_user_ref(ref: str) -> bool:
+    """A CRM user or owner ("salesforce:user:…", "hubspot:owner:…"): a person of the org, never a contact."""
+    return ":user:" in ref or ":owner:" in ref
+
+
 def phone_key(e164: str) -> str:
     """The key of an E.164 phone number."""
     return "phone:" + e164

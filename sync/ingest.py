@@ -18,7 +18,7 @@ from models.policy import StrengthPolicy
 from models.store import insert_ignore, lock_org, publish_contacts
 from models.tables import Activity, Connection, Interaction, Member, Org, Participant, Rejected, Sighting
 from sync.contacts import ContactBook
-from sync.identity import email_key, ref_key
+from sync.identity import email_key, is_user_ref, ref_key
 from sync.interactions import OrgView, UnionParticipant, derive, union
 from sync.optout_filter import drop_suppressed
 from sync.records import RecordTarget, delete_records, member_of_refs, sweep_records, upsert_records
@@ -446,7 +446,7 @@ def _who(email: str, ref: str | None, owners: dict[str, str]) -> str | None:
         return None
     if ref in owners:
         return owners[ref]
-    return None if ":user:" in ref or ":owner:" in ref else ref_key(ref)
+    return None if is_user_ref(ref) else ref_key(ref)
 
 
 def _key(who: str) -> str:

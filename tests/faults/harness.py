@@ -205,7 +205,7 @@ def natural_keys(stack: Stack) -> Keys:
             sighting_key[g.id] = (member_of[g.connection_id], g.source, g.external_id)
             keys["sighting", *sighting_key[g.id], dedupe[g.activity_id], g.content_hash, g.noise] += 1
         for p in s.execute(select(Participant)).scalars():
-            keys["participant", *sighting_key[p.sighting_id], p.role, p.email, p.declined] += 1
+            keys["participant", *sighting_key[p.sighting_id], p.role, p.email, p.person_ref, p.declined] += 1
         identities = {i.id: (i.kind, i.value) for i in s.execute(select(Identity)).scalars()}
         for i in s.execute(select(Interaction)).scalars():
             keys["interaction", dedupe[i.activity_id], members[i.member_id], *identities[i.identity_id], i.kind] += 1
