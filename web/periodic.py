@@ -23,16 +23,25 @@ def run_forever(rt: Runtime, period: float) -> None:
     last_retention = float("-inf")
     sampler = Sampler(rt.writes, rt.sessions)
     while True:
-        started, resent = tick(rt)
-        sampler.add(current_sample(rt, current_broker()))
-        decayed = decay_due(rt, rt.clock())
-        swept = 0
-        if time.monotonic() - last_retention >= RETENTION_EVERY:
-            swept = len(sweep_retention(rt)) + len(purge_due_disconnects(rt))
-            last_retention = time.monotonic()
-        if started or resent or decayed or swept:
-            log.info(
-                "scheduler tick",
-                extra={"started": started, "resent": resent, "orgs_decayed": decayed, "swept": swept},
-            )
+        try:
+            last_retention = _one_tick(rt, sampler, last_retention)
+        except Exception:  # a store or broker outage: the next tick tries again (the reconciler needs us alive)
+            log.exception("scheduler tick failed")
         time.sleep(period)
+
+
+def _one_tick(rt: Runtime, sampler: Sampler, last_retention: float) -> float:
+    """Due syncs and stalled chains, a chart point, decay, retention when due; returns when retention last ran."""
+    started, resent = tick(rt)
+    sampler.add(current_sample(rt, current_broker()))
+    decayed = decay_due(rt, rt.clock())
+    swept = 0
+    if time.monotonic() - last_retention >= RETENTION_EVERY:
+        swept = len(sweep_retention(rt)) + len(purge_due_disconnects(rt))
+        last_retention = time.monotonic()
+    if started or resent or decayed or swept:
+        log.info(
+            "scheduler tick",
+            extra={"started": started, "resent": resent, "orgs_decayed": decayed, "swept": swept},
+        )
+    return last_retention
