@@ -1,9 +1,10 @@
-"""Date headers as aware UTC datetimes, or None so the caller falls back to the provider's own date."""
+"""Date headers and provider zone names as aware datetimes, or None so the caller falls back or rejects."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def parse_date_header(value: str | None) -> datetime | None:
@@ -16,4 +17,18 @@ def parse_date_header(value: str | None) -> datetime | None:
             return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
     except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def named_zone(name: object) -> ZoneInfo | None:
+    """The IANA zone a provider names ("Europe/Berlin"), or None for anything else.
+
+    ZoneInfo reads files: a name that is a directory ("Europe") or too long for a path raises OSError,
+    not ZoneInfoNotFoundError, so every lookup goes through here.
+    """
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None

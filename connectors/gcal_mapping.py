@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from connectors.base import ActivityObservation, Deletion, Observation, Participant, ParticipantRole, Rejection
+from connectors.dates import named_zone
 from connectors.emails import InvalidAddress, normalize_email
 from connectors.noise import MAX_PARTICIPANTS, is_calendar
 
@@ -35,16 +36,22 @@ def external_id(calendar_id: str, event_id: str) -> str:
 
 
 def event_time(value: object) -> datetime | None:
-    """An EventDateTime as UTC: dateTime (with its offset), or an all-day date at 00:00 UTC."""
+    """An EventDateTime as UTC: dateTime (with its offset, or without one in its timeZone), or an all-day
+    date at 00:00 UTC; None when unreadable or beyond what UTC can hold (year 1 east of UTC)."""
     if not isinstance(value, Mapping):
         return None
     try:
         if isinstance(value.get("dateTime"), str):
             moment = datetime.fromisoformat(str(value["dateTime"]).replace("Z", "+00:00"))
-            return moment.astimezone(UTC) if moment.tzinfo is not None else None
+            if moment.tzinfo is None:  # the API allows an offset-less time when timeZone names the zone
+                zone = named_zone(value.get("timeZone"))
+                if zone is None:
+                    return None
+                moment = moment.replace(tzinfo=zone)
+            return moment.astimezone(UTC)
         if isinstance(value.get("date"), str):
             return datetime.combine(date.fromisoformat(str(value["date"])), time(), UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     return None
 
@@ -109,7 +116,7 @@ def map_event(calendar_id: str, event: Mapping[str, Any], window_start: datetime
     ext_id = external_id(calendar_id, event_id)
     if event.get("status") == "cancelled":
         return Mapped(Deletion(SOURCE, ext_id))
-    if event.get("eventType") in NOT_MEETINGS:
+    if str(event.get("eventType")) in NOT_MEETINGS:
         return Mapped(None)
     start = event_time(event.get("start"))
     if start is None:

@@ -73,9 +73,14 @@ def text(value: Any) -> str | None:
     return None
 
 
+def is_number(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" and other digit-like characters int() refuses."""
+    return value.isascii() and value.isdigit()
+
+
 def record_key(record: Mapping[str, Any]) -> str | None:
     raw = text(record.get("id"))
-    return raw if raw is not None and raw.isdigit() else None
+    return raw if raw is not None and is_number(raw) else None
 
 
 def when(record: Mapping[str, Any], names: Iterable[str]) -> datetime | None:
@@ -83,8 +88,11 @@ def when(record: Mapping[str, Any], names: Iterable[str]) -> datetime | None:
     values = [props(record).get(n) for n in names] + [record.get("createdAt")]
     for value in values:
         ms = epoch_ms(value)
-        if ms is not None:
-            return datetime.fromtimestamp(ms / 1000, UTC)
+        try:
+            if ms is not None:
+                return datetime.fromtimestamp(ms / 1000, UTC)
+        except (OverflowError, OSError, ValueError):  # beyond any calendar: the next candidate
+            continue
     return None
 
 
@@ -129,7 +137,7 @@ def map_contact(contact: Mapping[str, Any], company_names: Mapping[str, str], ou
     company = text(p.get("company")) or company_names.get(text(p.get("associatedcompanyid")) or "")
     merged = tuple(
         dict.fromkeys(
-            m for m in ((text(x) or "") for x in (text(p.get("hs_merged_object_ids")) or "").split(";")) if m.isdigit()
+            m for m in ((text(x) or "") for x in (text(p.get("hs_merged_object_ids")) or "").split(";")) if is_number(m)
         )
     )
     name = _name(p.get("firstname"), p.get("lastname"))
@@ -168,7 +176,7 @@ def map_engagement(spec: Engagement, record: Mapping[str, Any], contacts: Iterab
         return
     participants: list[Participant] = []
     owner = text(p.get("hubspot_owner_id"))
-    if owner is not None and owner.isdigit():
+    if owner is not None and is_number(owner):
         participants.append(Participant("owner", "", person_ref=f"{SOURCE}:owner:{owner}"))
     for contact in sorted(set(contacts), key=lambda c: (len(c), c)):
         participants.append(Participant("associated", "", person_ref=f"{SOURCE}:{contact}"))

@@ -34,7 +34,7 @@ def epoch_ms(value: Any) -> int | None:
     if value is None:
         return None
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²": isdigit() takes characters int() refuses
         return int(text)
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.addresses import display_name
 from connectors.base import ActivityObservation, Deletion, Observation, Participant, Rejection
+from connectors.dates import named_zone
 from connectors.emails import InvalidAddress, normalize_email
 from connectors.noise import is_calendar
+from connectors.outlook_mail_mapping import parse_time
 
 SOURCE = "outlook_calendar"
-_UTC_NAMES = frozenset({"", "utc", "etc/utc", "coordinated universal time"})
+_UTC_NAMES = frozenset({"", "utc", "etc/utc", "coordinated universal time", "tzone://microsoft/utc"})
 
 
 def instance_key(master_uid: str, original_start: datetime) -> str:
@@ -36,23 +37,19 @@ def event_time(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(head + (f".{fraction[:6]}" if fraction else ""))
     except ValueError:
         return None
-    zone = str(value.get("timeZone") or "")
-    if zone.lower() in _UTC_NAMES:
+    name = str(value.get("timeZone") or "")
+    if name.lower() in _UTC_NAMES:
         return moment.replace(tzinfo=UTC)
+    zone = named_zone(name)
     try:
-        return moment.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    except (ZoneInfoNotFoundError, ValueError):
+        return None if zone is None else moment.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:
         return None
 
 
 def _offset_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """originalStart, a DateTimeOffset: the same reading as a message's times."""
+    return parse_time(value)
 
 
 def dedupe_key(event: Mapping[str, Any], masters: Mapping[str, str]) -> str | None:
@@ -76,9 +73,10 @@ def _participants(event_id: str, event: Mapping[str, Any]) -> tuple[tuple[Partic
     found: dict[tuple[str, str], Participant] = {}
     rejections: list[Rejection] = []
     entries = [("organizer", event.get("organizer"))]
+    attendees = event.get("attendees")
     entries += [
         ("attendee", a)
-        for a in event.get("attendees") or ()
+        for a in (attendees if isinstance(attendees, list) else ())
         if not (isinstance(a, dict) and a.get("type") == "resource")
     ]
     for role, entry in entries:

@@ -34,12 +34,17 @@ def _text(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def _list(value: Any) -> list[Any]:
+    """A collection property as a list: a lone string is one value, anything else not a list is none."""
+    return value if isinstance(value, list) else [value] if isinstance(value, str) else []
+
+
 def map_contact(contact: Mapping[str, Any]) -> tuple[PersonObservation, list[Rejection]]:
     """One Graph contact to a PersonObservation; an unusable address is a rejection beside the rest."""
     contact_id = str(contact["id"])
     emails: list[str] = []
     rejections: list[Rejection] = []
-    for entry in contact.get("emailAddresses") or ():
+    for entry in _list(contact.get("emailAddresses")):
         raw = str(entry.get("address") or "") if isinstance(entry, dict) else ""
         try:
             email = normalize_email(raw)
@@ -48,7 +53,7 @@ def map_contact(contact: Mapping[str, Any]) -> tuple[PersonObservation, list[Rej
             continue
         if email not in emails:
             emails.append(email)
-    phones = [*(contact.get("businessPhones") or ()), contact.get("mobilePhone"), *(contact.get("homePhones") or ())]
+    phones = [*_list(contact.get("businessPhones")), contact.get("mobilePhone"), *_list(contact.get("homePhones"))]
     raw_phones = tuple(dict.fromkeys(p.strip() for p in phones if isinstance(p, str) and p.strip()))
     full_name = _text(contact.get("displayName")) or _text(
         " ".join(filter(None, (_text(contact.get("givenName")), _text(contact.get("surname")))))

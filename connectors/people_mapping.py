@@ -35,7 +35,9 @@ def _values(person: Mapping[str, Any], key: str, attribute: str) -> list[str]:
 
 def _name(person: Mapping[str, Any]) -> str | None:
     """The primary name's display name (else the first one's)."""
-    names = [n for n in person.get("names") or () if isinstance(n, Mapping) and isinstance(n.get("displayName"), str)]
+    raw = person.get("names")
+    entries = raw if isinstance(raw, list) else []
+    names = [n for n in entries if isinstance(n, Mapping) and isinstance(n.get("displayName"), str)]
     primary = [n for n in names if isinstance(n.get("metadata"), Mapping) and n["metadata"].get("primary")]
     for entry in (primary or names)[:1]:
         return str(entry["displayName"]).strip() or None

@@ -8,7 +8,7 @@ PY="${PY:-.venv/bin/python}"
 if [ "$#" -gt 0 ]; then
   exec "$PY" -m pytest -q "$@"
 fi
-FIRST=(tests/e2e tests/connectors tests/sync tests/api tests/sandbox tests/tokens)
+FIRST=(tests/e2e tests/connectors tests/sync tests/api tests/sandbox tests/tokens tests/corpus)
 SECOND=(tests/ops tests/ops_ui tests/faults tests/privacy tests/pipeline tests/cli)
 for dir in tests/*/; do
   dir="${dir%/}"
