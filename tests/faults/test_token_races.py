@@ -155,6 +155,8 @@ def _check_trial(stack: Stack, number: int, kill: Kill, result: TrialResult, cal
     expected_dead = 1 if kill != "none" else 0
     if len(result.killed) != expected_dead:
         broken.append(f"{len(result.killed)} processes died, expected {expected_dead}")
+    if result.holder_held_the_lock is not (True if kill == "before_call" else None):
+        broken.append(f"the killed caller held the credential's lock: {result.holder_held_the_lock}")
     if calls != 1:
         broken.append(f"{calls} token calls")
     if len(result.outcomes) != 16 - 4 * len(result.killed):

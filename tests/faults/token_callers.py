@@ -24,24 +24,31 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
 from models import failpoints
 from models.rls import org_scope
-from sync.runtime import get_runtime
+from models.tables import Connection, Credential
+from sync.runtime import Runtime, get_runtime
 from tokens.access import get_access_token
 from tokens.oauth import OAuthClient
 
 REPO = Path(__file__).resolve().parents[2]
 Kill = Literal["none", "before_call", "after_response"]
 POLL = 0.003  # seconds between looks at the shared directory
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for FOR UPDATE NOWAIT on a locked row
 WAIT = 90.0  # the longest any step of a trial may take before the test fails with the callers' logs
 
 
@@ -70,10 +77,12 @@ class Outcome:
 
 @dataclass
 class TrialResult:
-    """The outcomes of the callers that lived, and which processes the trial killed."""
+    """The outcomes of the callers that lived, which processes the trial killed, and whether the one
+    killed `before_call` held the credential's lock when it died (None: nobody was killed there)."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
+    holder_held_the_lock: bool | None = None
 
 
 def token_digest(token: str) -> str:
@@ -100,15 +109,44 @@ def _claim(path: Path) -> bool:
 # -- the caller process -------------------------------------------------------------------------------
 
 
-def _await_trial(directory: Path, number: int) -> Trial | None:
-    """The next trial's spec, or None once the test says stop."""
+def _await_trial(directory: Path, number: int, parent: int) -> Trial | None:
+    """The next trial's spec, or None once the test says stop (or died: no orphan polls for ever)."""
     path = directory / f"trial-{number}.json"
     while not path.exists():
-        if (directory / "stop").exists():
+        if (directory / "stop").exists() or os.getppid() != parent:
             return None
         time.sleep(POLL)
     raw = json.loads(path.read_text())
     return Trial(raw["org_id"], tuple(raw["connections"]), raw["kill"])
+
+
+def _holds_the_lock(rt: Runtime, connection: int) -> bool:
+    """Whether another session is refused the credential's write lock right now (so this caller holds it)."""
+    if rt.engine.dialect.name == "sqlite":
+        other = sqlite3.connect(rt.engine.url.database or "", timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            return True
+        finally:
+            other.close()
+        return False
+    query = (
+        select(Credential.id)
+        .join(Connection, Connection.credential_id == Credential.id)
+        .where(Connection.id == connection)
+        .with_for_update(of=Credential, nowait=True)
+    )
+    with rt.writes() as session:  # in the caller's org scope
+        try:
+            session.execute(query)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            return True
+    return False
 
 
 def _run_trial(directory: Path, index: int, threads: int, number: int, trial: Trial) -> list[Outcome]:
@@ -121,10 +159,14 @@ def _run_trial(directory: Path, index: int, threads: int, number: int, trial: Tr
         {failpoints.ENV: "after_token_response=kill:1", failpoints.DIR_ENV: str(trial_dir)} if armed else {}
     )
 
-    def client_for(provider: str) -> OAuthClient:
-        if trial.kill == "before_call" and _claim(trial_dir / "holder-killed"):
-            os.kill(os.getpid(), signal.SIGKILL)  # the row lock's holder dies before it calls the provider
-        return rt.oauth_client(provider)
+    def client_for_caller(connection: int) -> Callable[[str], OAuthClient]:
+        def client_for(provider: str) -> OAuthClient:
+            if trial.kill == "before_call" and _claim(trial_dir / "holder-killed"):
+                _write_json(trial_dir / "holder.json", {"holds_the_lock": _holds_the_lock(rt, connection)})
+                os.kill(os.getpid(), signal.SIGKILL)  # the row lock's holder dies before it calls the provider
+            return rt.oauth_client(provider)
+
+        return client_for
 
     outcomes: list[Outcome] = []
     lock = threading.Lock()
@@ -145,7 +187,9 @@ def _run_trial(directory: Path, index: int, threads: int, number: int, trial: Tr
         error: str | None = None
         try:
             with org_scope(trial.org_id):
-                token = get_access_token(rt.writes, connection, client_for=client_for, vault=rt.vault, now=rt.clock())
+                token = get_access_token(
+                    rt.writes, connection, client_for=client_for_caller(connection), vault=rt.vault, now=rt.clock()
+                )
             version, digest = token.version, token_digest(token.token)
         except Exception as exc:  # reported to the test, which fails on it
             error = f"{type(exc).__name__}: {exc}"
@@ -165,8 +209,9 @@ def _run_trial(directory: Path, index: int, threads: int, number: int, trial: Tr
 def main(argv: list[str]) -> None:
     directory, index, number = Path(argv[0]), int(argv[1]), int(argv[2])
     threads = int(os.environ.get("SXSYNC_TEST_CALLER_THREADS", "4"))
+    parent = os.getppid()
     get_runtime()  # settings, engine and vault before the first trial, not during it
-    while (trial := _await_trial(directory, number)) is not None:
+    while (trial := _await_trial(directory, number, parent)) is not None:
         outcomes = _run_trial(directory, index, threads, number, trial)
         _write_json(directory / f"result-{number}-{index}.json", [asdict(o) for o in outcomes])
         number += 1
@@ -256,6 +301,9 @@ class CallerPool:
                 result.outcomes += [Outcome(**raw) for raw in json.loads(path.read_text())]
             else:
                 result.killed.append(index)
+        holder = self.directory / f"fp-{number}" / "holder.json"
+        if holder.exists():
+            result.holder_held_the_lock = bool(json.loads(holder.read_text())["holds_the_lock"])
         self.trials += 1
         for index in result.killed:
             proc = self._procs[index]
