@@ -44,6 +44,7 @@ from web.stack import Stack, running_stack
 pytestmark = pytest.mark.faults
 
 MEMBER = MEMBERS[0]
+PROCESSES, THREADS = 4, 4
 S1_TRIALS = 200 if LONG else 12
 S1_SQLITE_TRIALS = 40 if LONG else 6
 KILL_EVERY = 10 if LONG else 6  # the lock holder dies in every KILL_EVERY-th trial
@@ -70,11 +71,13 @@ def _grant(stack: Stack, provider: str) -> tuple[int, tuple[int, ...]]:
 
 
 def _credential(stack: Stack) -> Credential:
+    """The grant's credential row as stored now (each test has one grant)."""
     with stack.rt.sessions() as session:
         return session.execute(select(Credential)).scalar_one()
 
 
 def _stored_refresh_token(stack: Stack) -> str:
+    """The stored refresh token, decrypted; failing the test if it is gone or empty."""
     credential = _credential(stack)
     assert credential.refresh_token is not None, "the stored refresh token is gone"
     token = stack.rt.vault.decrypt(credential.refresh_token)
@@ -83,6 +86,7 @@ def _stored_refresh_token(stack: Stack) -> str:
 
 
 def _audits(stack: Stack, action: str) -> int:
+    """How many audit events of one action the store holds."""
     with stack.rt.sessions() as session:
         return session.execute(select(func.count()).where(AuditEvent.action == action)).scalar_one()
 
@@ -159,8 +163,8 @@ def _check_trial(stack: Stack, number: int, kill: Kill, result: TrialResult, cal
         broken.append(f"the killed caller held the credential's lock: {result.holder_held_the_lock}")
     if calls != 1:
         broken.append(f"{calls} token calls")
-    if len(result.outcomes) != 16 - 4 * len(result.killed):
-        broken.append(f"{len(result.outcomes)} answers from {4 - len(result.killed)} live processes")
+    if len(result.outcomes) != THREADS * (PROCESSES - len(result.killed)):
+        broken.append(f"{len(result.outcomes)} answers from {PROCESSES - len(result.killed)} live processes")
     errors = [o.error for o in result.outcomes if o.error]
     if errors:
         broken.append(f"errors: {errors[:2]}")
@@ -181,7 +185,7 @@ def _races(stack: Stack, tmp_path: Path, trials: int) -> Tally:
     microsoft.configure(old_refresh_token_uses=0)
     microsoft.faults.configure({"latency_ms": TOKEN_LATENCY_MS})
     tally = Tally()
-    with CallerPool(settings_env(stack.rt.settings), tmp_path / "callers") as pool:
+    with CallerPool(settings_env(stack.rt.settings), tmp_path / "callers", PROCESSES, THREADS) as pool:
         for number in range(trials):
             kill: Kill = "before_call" if number % KILL_EVERY == KILL_EVERY - 1 else "none"
             microsoft.configure(access_token_ttl=SHORT_TTL if number % 2 else LONG_TTL)
@@ -231,7 +235,7 @@ def _expect_clean(tally: Tally, trials: int) -> None:
 def test_s1_sixteen_callers_in_four_processes_refresh_an_expired_token_once_even_when_the_holder_dies(
     tmp_path: Path, pg_url: str, scenario: Scenario
 ) -> None:
-    scenario.name = f"S1 16 callers x {S1_TRIALS} trials, PostgreSQL (FOR UPDATE)"
+    scenario.name = f"S1 {PROCESSES}x{THREADS} callers x {S1_TRIALS} trials, PostgreSQL (FOR UPDATE)"
     started = time.monotonic()
     with _stack(tmp_path, pg_url) as stack:
         tally = _races(stack, tmp_path, S1_TRIALS)
@@ -242,7 +246,7 @@ def test_s1_sixteen_callers_in_four_processes_refresh_an_expired_token_once_even
 def test_s1_on_sqlite_the_immediate_write_lock_is_the_single_flight_even_when_the_holder_dies(
     tmp_path: Path, sqlite_url: str, scenario: Scenario
 ) -> None:
-    scenario.name = f"S1 16 callers x {S1_SQLITE_TRIALS} trials, SQLite (BEGIN IMMEDIATE)"
+    scenario.name = f"S1 {PROCESSES}x{THREADS} callers x {S1_SQLITE_TRIALS} trials, SQLite (BEGIN IMMEDIATE)"
     started = time.monotonic()
     with _stack(tmp_path, sqlite_url) as stack:
         tally = _races(stack, tmp_path, S1_SQLITE_TRIALS)
@@ -271,15 +275,6 @@ MODES = {
 }
 
 
-def _configure(sandbox: Sandbox, mode: TokenMode) -> None:
-    if mode.provider == "google":
-        sandbox.google.configure(**mode.knobs)
-    elif mode.provider == "microsoft":
-        sandbox.microsoft.configure(**mode.knobs)
-    elif mode.provider == "salesforce":
-        sandbox.salesforce.configure(**mode.knobs)
-
-
 @pytest.mark.parametrize("label", list(MODES))
 def test_s2_the_stored_refresh_token_is_the_newest_and_a_lost_answer_costs_at_most_one_call(
     label: str, tmp_path: Path, pg_url: str, scenario: Scenario
@@ -291,7 +286,7 @@ def test_s2_the_stored_refresh_token_is_the_newest_and_a_lost_answer_costs_at_mo
     with _stack(tmp_path, pg_url) as stack:
         sandbox = stack.sandbox
         org_id, connections = _grant(stack, provider)
-        _configure(sandbox, mode)
+        getattr(sandbox, provider).configure(**mode.knobs)  # each emulator's knobs (an unknown one raises)
         issued = [_stored_refresh_token(stack)]
         assert issued[0] == newest_refresh_token(sandbox, provider)
 
