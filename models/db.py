@@ -19,6 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.rls import apply_rls, rls_current
 
 MIGRATION_LOCK_ID = 7_243_001  # pg_advisory_lock key shared by every entry point
+# libpq waits forever by default: connecting gives up after 10 s, and the kernel drops a connection whose
+# peer stops acknowledging data (tcp_user_timeout, ms) or keepalive probes (idle 30 s + 3 x 10 s)
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "tcp_user_timeout": 60_000,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -30,7 +39,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
         _tune_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    connect_args = PG_CONNECT_ARGS | kwargs.pop("connect_args", {})
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs)
 
 
 def _tune_sqlite(engine: Engine) -> None:
