@@ -10,6 +10,7 @@ also prove that the scheduler itself survives the outage.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -52,6 +54,15 @@ class Scheduler:
     def resends(self) -> int:
         """How many stalled chains the scheduler re-enqueued so far (or tried to: its log says so first)."""
         return self.log.read_text(errors="replace").count("re-enqueueing a stalled chain")
+
+    def resent_at(self) -> list[tuple[int, datetime]]:
+        """(connection, when) of every chain the scheduler re-enqueued, from its JSON log lines."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if "re-enqueueing a stalled chain" in line and line.startswith("{"):
+                record = json.loads(line)
+                found.append((int(record["connection"]), datetime.fromisoformat(record["at"].replace("Z", "+00:00"))))
+        return found
 
     def failed_ticks(self) -> int:
         """Ticks that met an outage (logged, and the scheduler carried on)."""

@@ -46,9 +46,9 @@ from web.stack import Stack, running_stack
 pytestmark = pytest.mark.faults
 PAGE_SIZE = 10
 HTTP_TIMEOUT = 5.0
-BLACKHOLE_SECONDS = 14.0  # longer than every timeout above (PostgreSQL's connect_timeout is the longest, 10 s)
+BLACKHOLE_SECONDS = 13.0  # longer than every timeout above (PostgreSQL's connect_timeout is the longest, 10 s)
 LATENCY = 0.05  # seconds per forwarded chunk, each way
-LATENCY_SECONDS = 3.0
+LATENCY_SECONDS = 2.0
 FAULT_AT = 3  # pages stored before the first round
 ROUNDS = 3 if LONG else 1
 
