@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.failpoints import failpoint
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 REAUTH_MESSAGE = "refresh token rejected; reconnect"
 NO_REFRESH_MESSAGE = "no refresh token; reconnect"
+LOCK_WAIT_SECONDS = 120.0  # past the longest legitimate hold: a refresh's HTTP calls under their 30 s timeouts
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout ends a wait
 
 
 class TokenError(Exception):
@@ -55,27 +58,33 @@ class AccessToken:
 def get_access_token(
     sessions: sessionmaker[Session], connection_id: int, *, client_for: Callable[[str], OAuthClient],
     vault: Vault, min_ttl: int = 60, stale_version: int | None = None, now: datetime | None = None,
+    lock_wait: float = LOCK_WAIT_SECONDS,
 ) -> AccessToken:
-    """The stored token if fresh; else refresh under a row lock, re-checking first (double-checked)."""
+    """The stored token if fresh; else refresh under a row lock, re-checking first (double-checked).
+
+    A caller waits at most `lock_wait` seconds for another's refresh (PostgreSQL's lock_timeout; SQLite's
+    busy timeout bounds it there), then gets RefreshFailed: a holder that hangs (a frozen process, a DNS
+    lookup no HTTP timeout covers) must not pin every worker thread that needs the grant.
+    """
     with sessions() as session:
         credential = _credential(session, connection_id, lock=False)
         if _usable(credential, now or utcnow(), min_ttl, stale_version):
             return _access(credential, vault)
     return _refresh_locked(
         sessions, connection_id, client_for=client_for, vault=vault, min_ttl=min_ttl,
-        stale_version=stale_version, now=now,
+        stale_version=stale_version, now=now, lock_wait=lock_wait,
     )
 
 
 def _refresh_locked(
     sessions: sessionmaker[Session], connection_id: int, *, client_for: Callable[[str], OAuthClient],
-    vault: Vault, min_ttl: int, stale_version: int | None, now: datetime | None,
+    vault: Vault, min_ttl: int, stale_version: int | None, now: datetime | None, lock_wait: float,
 ) -> AccessToken:
     """Lock the row (FOR UPDATE; SQLite's BEGIN IMMEDIATE), re-read, refresh only if still needed."""
     failure: TokenError | None = None
     result: AccessToken | None = None
     with sessions() as session, session.begin():
-        credential = _credential(session, connection_id, lock=True)
+        credential = _locked_credential(session, connection_id, lock_wait)
         if _usable(credential, now or utcnow(), min_ttl, stale_version):
             return _access(credential, vault)  # someone refreshed while we waited for the lock
         connection = session.get(Connection, connection_id)
@@ -118,6 +127,21 @@ def credential_of(session: Session, connection_id: int, *, lock: bool = False) -
     if lock:
         query = query.with_for_update(of=Credential)
     return session.execute(query).scalar_one_or_none()
+
+
+def _locked_credential(session: Session, connection_id: int, lock_wait: float) -> Credential:
+    """The credential row, locked for this transaction; RefreshFailed if its holder keeps it past `lock_wait`."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.set_config("lock_timeout", f"{max(1, int(lock_wait * 1000))}ms", True)))
+    try:
+        return _credential(session, connection_id, lock=True)
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
+    raise RefreshFailed(
+        f"connection {connection_id}: another refresh of its grant held the lock for over {lock_wait:g} s; retry",
+        error="lock_timeout",
+    )
 
 
 def _credential(session: Session, connection_id: int, *, lock: bool) -> Credential:

@@ -5,6 +5,9 @@ token at the same instant, through the three Outlook connections that share its 
 rotates strictly (`old_refresh_token_uses=0`): any second use of a refresh token answers invalid_grant,
 so a double refresh cannot hide. In some trials the caller holding the credential's row lock is
 SIGKILLed before its token call; the others must still get the token, refreshed once, by one of them.
+On PostgreSQL every other such trial freezes the holder (SIGSTOP) instead: the waiters must give up
+after their `lock_wait` with a retryable RefreshFailed (they used to wait for ever), and the holder,
+resumed, finishes its one refresh.
 In every other trial the new token lives 30 s, less than the 60 s margin callers ask for: the callers
 that waited for the lock must take it all the same (they used to refresh again, one call each).
 
@@ -37,8 +40,8 @@ from sync.inprocess import worker_threads
 from sync.scheduler import reconcile
 from tests.faults.conftest import DOMAIN, LONG, MEMBERS, ORG, Scenario
 from tests.faults.harness import expire_access_tokens, settings_env
-from tests.faults.token_callers import CallerPool, Kill, Trial, TrialResult, token_digest
-from tokens.access import ReauthRequired, get_access_token
+from tests.faults.token_callers import CallerPool, Kill, Outcome, Trial, TrialResult, token_digest
+from tokens.access import LOCK_WAIT_SECONDS, ReauthRequired, get_access_token
 from web.stack import Stack, running_stack
 
 pytestmark = pytest.mark.faults
@@ -51,6 +54,7 @@ KILL_EVERY = 10 if LONG else 6  # the lock holder dies in every KILL_EVERY-th tr
 S2_ROUNDS = 10 if LONG else 3
 TOKEN_LATENCY_MS = 50  # the emulator's answer takes this long: the holder keeps the lock while the rest pile up
 LONG_TTL, SHORT_TTL = 3599, 30  # odd trials: the new token lives shorter than get_access_token's 60 s margin
+FROZEN_LOCK_WAIT = 1.0  # seconds the callers of a trial with a frozen holder wait for the lock
 
 
 def _stack(tmp_path: Path, database_url: str) -> AbstractContextManager[Stack]:
@@ -146,6 +150,8 @@ class Tally:
 
     trials: int = 0
     kills: int = 0
+    freezes: int = 0
+    lock_timeouts: int = 0
     calls: int = 0
     invalid_grant: int = 0
     answered: int = 0
@@ -153,21 +159,40 @@ class Tally:
     broken: list[str] = field(default_factory=list)
 
 
+def _kill(number: int, *, freezes: bool) -> Kill:
+    """Which trials lose their lock holder, and how: killed, or (PostgreSQL) frozen every other time."""
+    if number % KILL_EVERY != KILL_EVERY - 1:
+        return "none"
+    return "freeze_before_call" if freezes and (number // KILL_EVERY) % 2 else "before_call"
+
+
+def _lock_timeout(outcome: Outcome) -> bool:
+    """The caller gave up waiting for another's refresh (tokens.access.RefreshFailed, error lock_timeout)."""
+    return bool(outcome.error and outcome.error.startswith("RefreshFailed") and "held the lock" in outcome.error)
+
+
 def _check_trial(stack: Stack, number: int, kill: Kill, result: TrialResult, calls: int, version: int) -> list[str]:
     """What one trial broke: one refresh at the emulator, one lock holder dead if asked, every other caller served."""
     broken = []
-    expected_dead = 1 if kill != "none" else 0
+    expected_dead = 1 if kill in ("before_call", "after_response") else 0
     if len(result.killed) != expected_dead:
         broken.append(f"{len(result.killed)} processes died, expected {expected_dead}")
-    if result.holder_held_the_lock is not (True if kill == "before_call" else None):
-        broken.append(f"the killed caller held the credential's lock: {result.holder_held_the_lock}")
+    if result.holder_held_the_lock is not (True if kill in ("before_call", "freeze_before_call") else None):
+        broken.append(f"the killed or frozen caller held the credential's lock: {result.holder_held_the_lock}")
     if calls != 1:
         broken.append(f"{calls} token calls")
     if len(result.outcomes) != THREADS * (PROCESSES - len(result.killed)):
         broken.append(f"{len(result.outcomes)} answers from {PROCESSES - len(result.killed)} live processes")
-    errors = [o.error for o in result.outcomes if o.error]
-    if errors:
-        broken.append(f"errors: {errors[:2]}")
+    if kill == "freeze_before_call":  # the frozen holder finishes its refresh; everyone else gave up, retryably
+        served = {o.process for o in result.outcomes if not o.error}
+        if served != set(result.frozen):
+            broken.append(f"served in processes {served} while the holder in {result.frozen} was frozen")
+        if not all(_lock_timeout(o) for o in result.outcomes if o.error):
+            broken.append(f"errors: {[o.error for o in result.outcomes if o.error and not _lock_timeout(o)][:2]}")
+        if sum(1 for o in result.outcomes if _lock_timeout(o)) < THREADS * (PROCESSES - 1):
+            broken.append("a caller in another process did not give up waiting")
+    elif any(o.error for o in result.outcomes):
+        broken.append(f"errors: {[o.error for o in result.outcomes if o.error][:2]}")
     credential = _credential(stack)
     digest = token_digest(stack.rt.vault.decrypt(credential.access_token))
     answers = {(o.version, o.token_sha) for o in result.outcomes if not o.error}
@@ -178,7 +203,7 @@ def _check_trial(stack: Stack, number: int, kill: Kill, result: TrialResult, cal
     return [f"trial {number} ({kill}): {b}" for b in broken]
 
 
-def _races(stack: Stack, tmp_path: Path, trials: int) -> Tally:
+def _races(stack: Stack, tmp_path: Path, trials: int, *, freezes: bool) -> Tally:
     """Run the trials against the Microsoft grant; every trial starts from an expired access token."""
     org_id, connections = _grant(stack, "microsoft")
     microsoft = stack.sandbox.microsoft
@@ -187,15 +212,18 @@ def _races(stack: Stack, tmp_path: Path, trials: int) -> Tally:
     tally = Tally()
     with CallerPool(settings_env(stack.rt.settings), tmp_path / "callers", PROCESSES, THREADS) as pool:
         for number in range(trials):
-            kill: Kill = "before_call" if number % KILL_EVERY == KILL_EVERY - 1 else "none"
+            kill = _kill(number, freezes=freezes)
             microsoft.configure(access_token_ttl=SHORT_TTL if number % 2 else LONG_TTL)
             expire_access_tokens(stack)
             version = _credential(stack).version
             calls, rejected = refresh_calls(stack.sandbox, "microsoft"), microsoft.stats.statuses[400]
-            result = pool.run(Trial(org_id, connections, kill))
+            lock_wait = FROZEN_LOCK_WAIT if kill == "freeze_before_call" else LOCK_WAIT_SECONDS
+            result = pool.run(Trial(org_id, connections, kill, lock_wait))
             calls = refresh_calls(stack.sandbox, "microsoft") - calls
             tally.trials += 1
             tally.kills += len(result.killed)
+            tally.freezes += len(result.frozen)
+            tally.lock_timeouts += sum(1 for o in result.outcomes if _lock_timeout(o))
             tally.calls += calls
             tally.invalid_grant += microsoft.stats.statuses[400] - rejected
             tally.answered += sum(1 for o in result.outcomes if not o.error)
@@ -215,6 +243,8 @@ def _report(scenario: Scenario, tally: Tally, started: float) -> None:
     scenario.figures |= {
         "trials": tally.trials,
         "holder_kills": tally.kills,
+        "holder_freezes": tally.freezes,
+        "lock_timeouts": tally.lock_timeouts,
         "token_calls": tally.calls,
         "calls_per_trial": round(tally.calls / max(1, tally.trials), 3),
         "invalid_grant": tally.invalid_grant,
@@ -225,11 +255,12 @@ def _report(scenario: Scenario, tally: Tally, started: float) -> None:
     }
 
 
-def _expect_clean(tally: Tally, trials: int) -> None:
+def _expect_clean(tally: Tally, trials: int, *, freezes: bool) -> None:
     assert tally.broken == [], "\n".join(tally.broken[:10])
     assert tally.trials == trials and tally.calls == trials, "exactly one token call per trial"
     assert tally.invalid_grant == 0
-    assert tally.kills == trials // KILL_EVERY
+    schedule = [_kill(number, freezes=freezes) for number in range(trials)]
+    assert (tally.kills, tally.freezes) == (schedule.count("before_call"), schedule.count("freeze_before_call"))
 
 
 def test_s1_sixteen_callers_in_four_processes_refresh_an_expired_token_once_even_when_the_holder_dies(
@@ -238,9 +269,9 @@ def test_s1_sixteen_callers_in_four_processes_refresh_an_expired_token_once_even
     scenario.name = f"S1 {PROCESSES}x{THREADS} callers x {S1_TRIALS} trials, PostgreSQL (FOR UPDATE)"
     started = time.monotonic()
     with _stack(tmp_path, pg_url) as stack:
-        tally = _races(stack, tmp_path, S1_TRIALS)
+        tally = _races(stack, tmp_path, S1_TRIALS, freezes=True)
     _report(scenario, tally, started)
-    _expect_clean(tally, S1_TRIALS)
+    _expect_clean(tally, S1_TRIALS, freezes=True)
 
 
 def test_s1_on_sqlite_the_immediate_write_lock_is_the_single_flight_even_when_the_holder_dies(
@@ -249,9 +280,9 @@ def test_s1_on_sqlite_the_immediate_write_lock_is_the_single_flight_even_when_th
     scenario.name = f"S1 {PROCESSES}x{THREADS} callers x {S1_SQLITE_TRIALS} trials, SQLite (BEGIN IMMEDIATE)"
     started = time.monotonic()
     with _stack(tmp_path, sqlite_url) as stack:
-        tally = _races(stack, tmp_path, S1_SQLITE_TRIALS)
+        tally = _races(stack, tmp_path, S1_SQLITE_TRIALS, freezes=False)  # waiters: the 60 s busy timeout
     _report(scenario, tally, started)
-    _expect_clean(tally, S1_SQLITE_TRIALS)
+    _expect_clean(tally, S1_SQLITE_TRIALS, freezes=False)
 
 
 # -- S2 -------------------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@ writes `trial-N.json` into a shared directory while it holds an exclusive `flock
 thread of every process blocks on a shared lock of that gate, so closing it releases all callers
 within microseconds. Each thread calls `tokens.access.get_access_token` inside its connection's org
 (row-level security), exactly as a page job does, and the process writes its outcomes to
-`result-N-P.json`. The trial can kill the lock holder with SIGKILL:
+`result-N-P.json`. The trial can kill the lock holder with SIGKILL, or freeze it:
 
 - `before_call`: the first caller that needs the provider, i.e. the one holding the credential's row
   lock, dies before its token call (`client_for` is only asked under the lock);
 - `after_response`: the product's own failpoint `after_token_response=kill:1` (models/failpoints.py):
-  the provider answered, nothing is saved yet, the lock is still held.
+  the provider answered, nothing is saved yet, the lock is still held;
+- `freeze_before_call`: the holder's process stops itself (SIGSTOP) before its token call; the test
+  resumes it (SIGCONT) once every other process has reported.
 
 Run as `python -m tests.faults.token_callers DIR INDEX FIRST_TRIAL`; `CallerPool` is the test's side.
 """
@@ -42,11 +44,11 @@ from models import failpoints
 from models.rls import org_scope
 from models.tables import Connection, Credential
 from sync.runtime import Runtime, get_runtime
-from tokens.access import get_access_token
+from tokens.access import LOCK_WAIT_SECONDS, get_access_token
 from tokens.oauth import OAuthClient
 
 REPO = Path(__file__).resolve().parents[2]
-Kill = Literal["none", "before_call", "after_response"]
+Kill = Literal["none", "before_call", "after_response", "freeze_before_call"]
 POLL = 0.003  # seconds between looks at the shared directory
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for FOR UPDATE NOWAIT on a locked row
 WAIT = 90.0  # the longest any step of a trial may take before the test fails with the callers' logs
@@ -59,6 +61,7 @@ class Trial:
     org_id: int
     connections: tuple[int, ...]
     kill: Kill = "none"
+    lock_wait: float = LOCK_WAIT_SECONDS  # get_access_token's bound on waiting for another caller's refresh
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,12 @@ class Outcome:
 
 @dataclass
 class TrialResult:
-    """The outcomes of the callers that lived, which processes the trial killed, and whether the one
-    killed `before_call` held the credential's lock when it died (None: nobody was killed there)."""
+    """The outcomes of the callers that lived, which processes the trial killed or froze, and whether the
+    caller killed or frozen before its call held the credential's lock then (None: nobody was)."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
+    frozen: list[int] = field(default_factory=list)
     holder_held_the_lock: bool | None = None
 
 
@@ -117,7 +121,7 @@ def _await_trial(directory: Path, number: int, parent: int) -> Trial | None:
             return None
         time.sleep(POLL)
     raw = json.loads(path.read_text())
-    return Trial(raw["org_id"], tuple(raw["connections"]), raw["kill"])
+    return Trial(raw["org_id"], tuple(raw["connections"]), raw["kill"], raw["lock_wait"])
 
 
 def _holds_the_lock(rt: Runtime, connection: int) -> bool:
@@ -161,9 +165,11 @@ def _run_trial(directory: Path, index: int, threads: int, number: int, trial: Tr
 
     def client_for_caller(connection: int) -> Callable[[str], OAuthClient]:
         def client_for(provider: str) -> OAuthClient:
-            if trial.kill == "before_call" and _claim(trial_dir / "holder-killed"):
-                _write_json(trial_dir / "holder.json", {"holds_the_lock": _holds_the_lock(rt, connection)})
-                os.kill(os.getpid(), signal.SIGKILL)  # the row lock's holder dies before it calls the provider
+            if trial.kill in ("before_call", "freeze_before_call") and _claim(trial_dir / "holder-claimed"):
+                held = _holds_the_lock(rt, connection)
+                _write_json(trial_dir / "holder.json", {"holds_the_lock": held, "process": index})
+                # the row lock's holder dies, or freezes, before it calls the provider
+                os.kill(os.getpid(), signal.SIGKILL if trial.kill == "before_call" else signal.SIGSTOP)
             return rt.oauth_client(provider)
 
         return client_for
@@ -188,7 +194,8 @@ def _run_trial(directory: Path, index: int, threads: int, number: int, trial: Tr
         try:
             with org_scope(trial.org_id):
                 token = get_access_token(
-                    rt.writes, connection, client_for=client_for_caller(connection), vault=rt.vault, now=rt.clock()
+                    rt.writes, connection, client_for=client_for_caller(connection), vault=rt.vault, now=rt.clock(),
+                    lock_wait=trial.lock_wait,
                 )
             version, digest = token.version, token_digest(token.token)
         except Exception as exc:  # reported to the test, which fails on it
@@ -293,15 +300,23 @@ class CallerPool:
         finally:
             os.close(gate)  # opens the gate
         result = TrialResult()
-        for index, proc in enumerate(self._procs):
+        holder = self.directory / f"fp-{number}" / "holder.json"
+        frozen = None
+        if trial.kill == "freeze_before_call":  # everyone else reports first; then the frozen holder resumes
+            self._wait("no caller froze", holder.exists)
+            frozen = int(json.loads(holder.read_text())["process"])
+        for index in sorted(range(len(self._procs)), key=lambda i: i == frozen):
+            proc = self._procs[index]
             assert proc is not None
+            if index == frozen:
+                os.kill(proc.pid, signal.SIGCONT)
+                result.frozen.append(index)
             path = self.directory / f"result-{number}-{index}.json"
             self._wait(f"caller {index} gave no result", lambda p=proc, r=path: r.exists() or p.poll() is not None)
             if path.exists():
                 result.outcomes += [Outcome(**raw) for raw in json.loads(path.read_text())]
             else:
                 result.killed.append(index)
-        holder = self.directory / f"fp-{number}" / "holder.json"
         if holder.exists():
             result.holder_held_the_lock = bool(json.loads(holder.read_text())["holds_the_lock"])
         self.trials += 1
