@@ -62,9 +62,10 @@ def get_access_token(
 ) -> AccessToken:
     """The stored token if fresh; else refresh under a row lock, re-checking first (double-checked).
 
-    A caller waits at most `lock_wait` seconds for another's refresh (PostgreSQL's lock_timeout; SQLite's
-    busy timeout bounds it there), then gets RefreshFailed: a holder that hangs (a frozen process, a DNS
-    lookup no HTTP timeout covers) must not pin every worker thread that needs the grant.
+    On PostgreSQL a caller waits at most `lock_wait` seconds for another's refresh (lock_timeout), then
+    gets RefreshFailed: a holder that hangs (a frozen process, a DNS lookup no HTTP timeout covers) must
+    not pin every worker thread that needs the grant. On SQLite the engine's 60 s busy timeout bounds the
+    wait (its OperationalError, retried like any store error).
     """
     with sessions() as session:
         credential = _credential(session, connection_id, lock=False)
