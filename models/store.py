@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Insert, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,15 @@ def lock_org(session: Session, org_id: int) -> int:
     """
     seq = session.execute(select(Org.feed_seq).where(Org.id == org_id).with_for_update()).scalar_one()
     return int(seq)
+
+
+def bulk_insert(table: type[Base]) -> Insert:
+    """An ORM bulk INSERT that sends every row's None as NULL, so all rows share one multi-row statement.
+
+    The ORM drops None-valued keys by default; rows whose None columns differ (noise, names, refs) then
+    split into a statement per run of alike rows: 500 rows cost ~100 statements instead of one.
+    """
+    return insert(table).execution_options(render_nulls=True)
 
 
 def insert_ignore(session: Session, table: type[Base], rows: Sequence[dict[str, Any]], keys: list[str]) -> None:

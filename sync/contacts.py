@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from models.store import bulk_insert
 from models.tables import Contact, Identity, Participant, PersonRecord
 from sync.freemail import company_domain
 from sync.identity import email_key, is_user_ref, ref_key, split_key
@@ -67,7 +68,7 @@ class ContactBook:
         if missing:
             created = (
                 self.session.execute(
-                    insert(Contact).returning(Contact.id),
+                    bulk_insert(Contact).returning(Contact.id),
                     [{"org_id": self.org_id, "company_domain": _domain_of([k])} for k in missing],
                 )
                 .scalars()
@@ -84,7 +85,7 @@ class ContactBook:
                 }
                 for k, c in zip(missing, sorted(created), strict=True)
             ]
-            self.session.execute(insert(Identity), rows)
+            self.session.execute(bulk_insert(Identity), rows)
             found.update(self._identity_ids(missing))
         return found
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import ActivityObservation, Deletion, Observation, PersonObservation, Rejection
 from models.policy import StrengthPolicy
-from models.store import insert_ignore, lock_org, publish_contacts
+from models.store import bulk_insert, insert_ignore, lock_org, publish_contacts
 from models.tables import Activity, Connection, Interaction, Member, Org, Participant, Rejected, Sighting
 from sync.contacts import ContactBook
 from sync.identity import email_key, is_user_ref, ref_key
@@ -217,7 +217,8 @@ def _upsert_copies(
         }
         for o in fresh
     ]
-    inserted = session.execute(insert(Sighting).returning(Sighting.id, Sighting.source, Sighting.external_id), rows)
+    returning = bulk_insert(Sighting).returning(Sighting.id, Sighting.source, Sighting.external_id)
+    inserted = session.execute(returning, rows)
     sighting_ids = {(source, ext): sid for sid, source, ext in inserted}
     participant_rows = [
         {
@@ -234,7 +235,7 @@ def _upsert_copies(
         for p in o.participants
     ]
     if participant_rows:
-        session.execute(insert(Participant), participant_rows)
+        session.execute(bulk_insert(Participant), participant_rows)
     touched.update(activity_ids[o.dedupe_key] for o in fresh)
     return touched
 
@@ -287,7 +288,7 @@ def _activity_ids(session: Session, target: IngestTarget, observations: list[Act
         if key not in ids
     ]
     if missing:
-        ids.update(session.execute(insert(Activity).returning(Activity.dedupe_key, Activity.id), missing).all())
+        ids.update(session.execute(bulk_insert(Activity).returning(Activity.dedupe_key, Activity.id), missing).all())
     return ids
 
 
@@ -434,7 +435,7 @@ def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], boo
             )
         )
     if new_rows:
-        session.execute(insert(Interaction), new_rows)
+        session.execute(bulk_insert(Interaction), new_rows)
     return touched
 
 

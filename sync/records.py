@@ -7,11 +7,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from connectors.base import Deletion, PersonObservation, Rejection
 from connectors.phones import InvalidPhone, normalize_phone
+from models.store import bulk_insert
 from models.tables import PersonRecord, RecordKey, SyncState
 from sync.contacts import ContactBook
 from sync.identity import email_key, phone_key, ref_key
@@ -124,14 +125,14 @@ def upsert_records(
         for r in fresh
     ]
     if rows:
-        ids = dict(session.execute(insert(PersonRecord).returning(PersonRecord.ref, PersonRecord.id), rows).all())
+        ids = dict(session.execute(bulk_insert(PersonRecord).returning(PersonRecord.ref, PersonRecord.id), rows).all())
         key_rows = []
         for r in fresh:
             keys = record_keys(r, target.org)
             book.want(k for k in keys if not k.startswith("phone:"))
             key_rows += [{"org_id": target.org_id, "record_id": ids[r.ref], "key": k[:340]} for k in keys]
         if key_rows:
-            session.execute(insert(RecordKey), key_rows)
+            session.execute(bulk_insert(RecordKey), key_rows)
     return len(fresh) - len(changed_ids), len(changed_ids), rejections
 
 

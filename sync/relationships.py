@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from models.policy import StrengthPolicy, strength
+from models.store import bulk_insert
 from models.tables import Identity, Interaction, Relationship
 
 
@@ -81,7 +82,7 @@ def _rebuild(
             }
         )
     if fresh:
-        session.execute(insert(Relationship), fresh)
+        session.execute(bulk_insert(Relationship), fresh)
     return {c for _, c in ties}
 
 

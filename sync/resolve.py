@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models.store import insert_ignore
+from models.store import bulk_insert, insert_ignore
 from models.tables import Activity, Contact, Identity, IdentityConflict, Participant, RecordKey
 from sync.freemail import company_domain
 from sync.identity import HUB_LIMIT, RecordView, components, split_key
@@ -262,7 +262,7 @@ def _new_contact(session: Session, org_id: int, person: frozenset[str]) -> int:
     domain = next((d for d in (company_domain(e) for e in emails) if d), None)
     return int(
         session.execute(
-            insert(Contact).returning(Contact.id), [{"org_id": org_id, "company_domain": domain}]
+            bulk_insert(Contact).returning(Contact.id), [{"org_id": org_id, "company_domain": domain}]
         ).scalar_one()
     )
 
@@ -283,7 +283,7 @@ def _move_identities(session: Session, org_id: int, hood: Neighbourhood, chosen_
         if k not in hood.identities
     ]
     if fresh:
-        session.execute(insert(Identity), fresh)
+        session.execute(bulk_insert(Identity), fresh)
     dropped = [v.id for k, v in hood.identities.items() if k not in chosen_for]
     for batch in chunks(dropped):
         session.execute(delete(Identity).where(Identity.id.in_(batch)))
