@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from models.settings import Settings
+from sync.broker import make_broker, warn_without_persistence
 from sync.inprocess import progress
 from sync.scheduler import start_all
 from tests.faults.conftest import LEASE_SECONDS, MEMBERS, PAGE_SIZE, Scenario, seed, world
 from tests.faults.harness import REPO, Supervisor, gmail_connection, settings_env
+from tests.faults.services import RedisServer
 from web.stack import running_stack
 
 pytestmark = pytest.mark.faults
@@ -82,3 +85,16 @@ def test_a_worker_refuses_broker_settings_that_strand_a_dead_workers_messages(
     assert dramatiq.returncode != 0 and "would wait minutes to come back" in dramatiq.stdout + dramatiq.stderr
     assert sxsync.returncode == 2 and "Traceback" not in sxsync.stderr
     assert sxsync.stderr.count("\n") == 1 and "would wait minutes to come back" in sxsync.stderr
+
+
+def test_a_worker_warns_when_its_redis_keeps_nothing_on_disk_and_not_when_it_has_an_append_only_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RedisServer(tmp_path / "redis") as server, caplog.at_level("WARNING", logger="sxsync.broker"):
+        broker = make_broker(server.url(), Settings(broker_url=server.url()))
+        assert not warn_without_persistence(broker)  # appendonly yes, as docker-compose.yml runs it
+        assert "no persistence" not in caplog.text
+        server.client().config_set("appendonly", "no")
+        assert warn_without_persistence(broker)
+    assert "no persistence" in caplog.text and "appendonly yes" in caplog.text
+    assert not warn_without_persistence(make_broker("", Settings()))  # the in-process broker has nothing to lose
