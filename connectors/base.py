@@ -26,11 +26,12 @@ class Quota(Protocol):
     """The rate budget of one provider account that the sync layer shares across workers (a no-op by default).
 
     `spend(cost)` runs before each HTTP request (cost in the provider's units: Gmail quota units, else
-    requests); it may sleep, or raise RateLimited when the wait is long. `tell(...)` passes on what an
-    answer said: a Retry-After wait, or a rate-limit window (`limit` calls per `window` s, `remaining` left).
+    requests; `pool` names requests the provider limits apart, e.g. HubSpot's "search"); it may sleep, or
+    raise RateLimited when the wait is long. `tell(...)` passes on what an answer said: a Retry-After wait,
+    or a rate-limit window (`limit` calls per `window` s, `remaining` left).
     """
 
-    def spend(self, cost: float) -> None: ...
+    def spend(self, cost: float, pool: str = "") -> None: ...
 
     def tell(
         self,
@@ -45,7 +46,7 @@ class Quota(Protocol):
 class NoQuota:
     """No shared budget: connectors called outside the sync layer (connect flow, tests, benches)."""
 
-    def spend(self, cost: float) -> None:
+    def spend(self, cost: float, pool: str = "") -> None:
         return None
 
     def tell(

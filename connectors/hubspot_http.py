@@ -186,8 +186,9 @@ class HubspotApi:
         **kwargs: Any,
     ) -> Reply:
         """One library call (one HTTP request); a short SECONDLY wait is slept in place, at most twice."""
+        pool = "search" if getattr(method, "__self__", None) is self.__dict__.get("search") else ""
         for attempt in range(IN_PLACE_RETRIES + 1):
-            self.quota.spend(1)
+            self.quota.spend(1, pool)  # searches have a limit of their own (and no rate-limit headers)
             try:
                 _TokenMask.local.token = self.token
                 raw = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)

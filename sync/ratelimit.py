@@ -1,12 +1,18 @@
 """One rate budget per (provider, account) shared by every worker, so pages slow down before the provider
 throttles them (DESIGN rule 5, issue 8).
 
-The budget is a token bucket: `capacity` units refilling at `rate` units/s, spent before each HTTP request
-(connectors call `spend(cost)` on the `Quota` the sync layer hands them), plus a `blocked_until` that a
-Retry-After sets for the whole account: providers throttle an account, not a request, so after one worker
-hears "wait 20 s" no worker of any process asks for that account for 20 s. What providers say also feeds
-it: HubSpot's X-HubSpot-RateLimit-Max/-Remaining/-Interval-Milliseconds and Salesforce's Sforce-Limit-Info
-teach the account's real window (every worker learns it) and pull the level down to what is left.
+Connectors call `spend(cost)` on the `Quota` the sync layer hands them before each HTTP request, and
+`tell(...)` what an answer said. The budget has the shape of the provider's own limit:
+  a per-second quota   a token bucket: `capacity` units refilling at `rate` units/s (Gmail);
+  a rolling window     a log of the units spent in the last `window` seconds, at most `capacity` of them
+                       (HubSpot's TEN_SECONDLY_ROLLING, Outlook's 10 minutes): the exact rule the provider
+                       applies, so quota left unspent while pages are stored is banked, not lost;
+  a daily allowance    a token bucket of the whole allowance refilling over the day, pulled down to what
+                       the provider says is left (Salesforce).
+A Retry-After blocks the whole account: providers throttle an account, not a request, so after one worker
+hears "wait 20 s" no worker of any process asks for that account for 20 s. HubSpot's
+X-HubSpot-RateLimit-Max/-Remaining/-Interval-Milliseconds and Salesforce's Sforce-Limit-Info teach the
+account's real limit (every worker learns it) and what is left of it.
 
 Limits before an answer has taught one (documented; `SXSYNC_RATE_LIMITS` overrides, e.g.
 `google=250/1,hubspot=190/10,salesforce=off`):
@@ -14,10 +20,11 @@ Limits before an answer has taught one (documented; `SXSYNC_RATE_LIMITS` overrid
               a bucket of 2 s (one batch of 100 messages.get is 500 units). Calendar and People requests
               count 1 unit against the same per-user bucket (the emulator keeps one per mailbox).
   microsoft   Outlook: 10,000 requests per 10 minutes per app and mailbox (a batch part counts as one).
-  hubspot     100 requests per 10 s per app and account (Free/Starter; answers teach the real figure).
+  hubspot     100 requests per 10 s per app and account (Free/Starter; answers teach the real figure);
+              CRM searches apart: 5 per second ("hubspot-search"), they send no rate-limit headers.
   salesforce  none until the first answer's Sforce-Limit-Info (the org's 24 h allowance).
 
-Where the bucket lives: in Redis when the broker is Redis (one Lua script per operation, on the Redis
+Where the budget lives: in Redis when the broker is Redis (one Lua script per operation, on the Redis
 server's clock, so it is atomic across processes and hosts); otherwise in this process. That is exact for
 the in-process broker (every worker is a thread here). With RabbitMQ each worker process paces alone:
 N processes may together spend up to N times a configured limit before the provider's own Retry-After and
@@ -26,11 +33,13 @@ rate-limit headers (which every process still honours) slow them; run the broker
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis
@@ -39,19 +48,24 @@ from connectors.base import RateLimited
 from sync.runtime import Runtime
 
 PER_SECOND_MARGIN = 0.95  # pace a per-second quota at 95 %: our clock and the provider's never agree exactly
-ROLLING_BURST = 0.03  # a rolling window's bucket holds 3 % of the window's calls ...
-ROLLING_SLACK = 0.02  # ... and refills over the window plus 2 %, so no window ever holds more than the limit
-MAX_SLEEP_SECONDS = 5.0  # a longer wait goes back to the queue (RateLimited) instead of holding a worker
-KEY_TTL_SECONDS = 86_400  # an idle account's bucket is forgotten after a day
+ROLLING_SLACK = 0.02  # a spend leaves our log 2 % of a window (at least 0.25 s) after it leaves the provider's:
+ROLLING_SLACK_MIN_SECONDS = 0.25  # requests reach it late, and some later than others (TLS handshakes, load)
+LOG_WINDOW_MAX = 3600.0  # a longer window is an allowance (a bucket), not a log of every request
+MAX_SLEEP_SECONDS = 5.0  # a longer wait before a page's first request goes back to the queue (RateLimited) ...
+STARTED_SLEEP_SHARE = 1 / 3  # ... once a page has spent, it waits up to a third of its lease: requeued, its
+# requests so far would be spent again
+KEY_TTL_SECONDS = 86_400  # an idle account's budget is forgotten after a day
 UNKNOWN_LEVEL = 1e18  # no limit known yet: the first one learned starts the bucket full
 
 
 @dataclass(frozen=True)
 class Limit:
-    """A token bucket: `capacity` units, refilled at `rate` units per second."""
+    """A token bucket (`capacity` units refilled at `rate` units/s), or with `window` a rolling window:
+    at most `capacity` units spent in any `window` seconds."""
 
     rate: float
     capacity: float
+    window: float = 0.0
 
 
 def per_second(units: float, burst_seconds: float = 2.0) -> Limit:
@@ -60,21 +74,21 @@ def per_second(units: float, burst_seconds: float = 2.0) -> Limit:
 
 
 def rolling(calls: float, window_seconds: float) -> Limit:
-    """`calls` per rolling window: a small burst and a refill that keeps any window at or under the limit.
-
-    With capacity C and rate (calls - C) / (window * (1 + slack)), any window holds at most `calls`, even
-    when requests reach the provider up to `slack * window` later than they left: about 95 % of the limit.
-    """
-    capacity = max(1.0, calls * ROLLING_BURST)
-    return Limit(max(calls - capacity, 1.0) / (window_seconds * (1 + ROLLING_SLACK)), capacity)
+    """`calls` per rolling window; a day's allowance is a bucket that refills over the window."""
+    if window_seconds > LOG_WINDOW_MAX:
+        return Limit(calls / window_seconds, calls)
+    slack = max(window_seconds * ROLLING_SLACK, ROLLING_SLACK_MIN_SECONDS)
+    return Limit(calls / window_seconds, math.floor(calls), window_seconds + slack)
 
 
 DOCUMENTED: dict[str, Limit | None] = {
     "google": per_second(250),
     "microsoft": rolling(10_000, 600),
     "hubspot": rolling(100, 10),
+    "hubspot-search": rolling(5, 1),
     "salesforce": None,
 }
+POOLS: dict[str, tuple[str, ...]] = {"hubspot": ("search",)}  # requests a provider limits apart
 
 
 def configured_limit(spec: str, provider: str) -> Limit | None:
@@ -92,12 +106,12 @@ def configured_limit(spec: str, provider: str) -> Limit | None:
             raise ValueError(f"SXSYNC_RATE_LIMITS: {pair!r} is not provider=UNITS/SECONDS or provider=off") from None
         if amount <= 0 or window <= 0:
             raise ValueError(f"SXSYNC_RATE_LIMITS: {pair!r} needs positive units and seconds")
-        return per_second(amount / window) if provider == "google" else rolling(amount, window)
+        return per_second(amount / window) if provider.startswith("google") else rolling(amount, window)
     return DOCUMENTED.get(provider)
 
 
 class Buckets(Protocol):
-    """Where the buckets live: `take` spends or says how long to wait; `tell` records what a provider said."""
+    """Where the budgets live: `take` spends or says how long to wait; `tell` records what a provider said."""
 
     def take(self, key: str, cost: float, limit: Limit | None) -> float: ...
 
@@ -112,22 +126,30 @@ class _State:
     at: float
     blocked_until: float = 0.0
     learned: Limit | None = None
+    spent: deque[float] = field(default_factory=deque)  # a rolling window's spends, one entry per unit
 
 
 class LocalBuckets:
-    """The buckets of one process (in-process broker; RabbitMQ without Redis: see the module docstring)."""
+    """The budgets of one process (in-process broker; RabbitMQ without Redis: see the module docstring)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._states: dict[str, _State] = {}
         self.clock = clock
 
-    def _state(self, key: str, limit: Limit | None, now: float) -> tuple[_State, Limit | None]:
+    def _state(
+        self, key: str, limit: Limit | None, now: float, learned: Limit | None = None
+    ) -> tuple[_State, Limit | None]:
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = _State(limit.capacity if limit else UNKNOWN_LEVEL, now)
+            state = self._states[key] = _State(UNKNOWN_LEVEL, now)
+        if learned is not None:
+            state.learned = learned
         limit = state.learned or limit
-        if limit is not None:
+        if limit is not None and limit.window:
+            while state.spent and state.spent[0] <= now - limit.window:
+                state.spent.popleft()
+        elif limit is not None:
             state.level = min(limit.capacity, state.level + max(0.0, now - state.at) * limit.rate)
         state.at = now
         return state, limit
@@ -140,6 +162,13 @@ class LocalBuckets:
                 return state.blocked_until - now
             if limit is None:
                 return 0.0
+            if limit.window:
+                units = math.ceil(cost)
+                over = len(state.spent) + units - int(limit.capacity)
+                if over > 0 and state.spent:  # wait until enough of the window's spends have left it
+                    return state.spent[min(over, len(state.spent)) - 1] + limit.window - now
+                state.spent.extend([now] * units)
+                return 0.0
             need = min(cost, limit.capacity)  # a request dearer than the bucket goes once it is full
             if state.level < need:
                 return (need - state.level) / limit.rate
@@ -151,68 +180,98 @@ class LocalBuckets:
     ) -> None:
         with self._lock:
             now = self.clock()
-            state, _ = self._state(key, limit, now)
-            if learned is not None:
-                state.learned = learned
-                state.level = min(state.level, learned.capacity)
-            if remaining is not None:
+            state, limit = self._state(key, limit, now, learned)
+            if remaining is not None and limit is not None and limit.window:
+                missing = int(limit.capacity) - len(state.spent) - math.ceil(remaining)
+                state.spent.extend([now] * max(missing, 0))  # spent elsewhere: count it as spent now
+            elif remaining is not None:
                 state.level = min(state.level, remaining)
             if retry_after > 0:
                 state.blocked_until = max(state.blocked_until, now + retry_after)
                 state.level = min(state.level, 0.0)
 
 
-# The bucket's hash: level, at (seconds, Redis clock), blocked (until), rate and capacity (learned only).
-_REFILL = """
+# KEYS: the budget's hash (level, at, blocked: seconds on the Redis clock; rate, capacity, window: a learned
+# limit; seq) and its rolling window's log (a sorted set, one member per unit spent, scored by time).
+# ARGV: the default limit's rate, capacity, window ('0' '0' '0': none), the TTL, UNKNOWN_LEVEL, then the
+# operation's own arguments from ARGV[6].
+_STATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local h = redis.call('HMGET', KEYS[1], 'level', 'at', 'blocked', 'rate', 'capacity')
-local rate = tonumber(h[4]) or tonumber(ARGV[1])
-local capacity = tonumber(h[5]) or tonumber(ARGV[2])
-local level = tonumber(h[1]) or (rate > 0 and capacity or tonumber(ARGV[#ARGV]))
-if rate > 0 then
+local h = redis.call('HMGET', KEYS[1], 'level', 'at', 'blocked', 'rate', 'capacity', 'window')
+local rate, capacity, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if h[4] then rate, capacity, window = tonumber(h[4]), tonumber(h[5]), tonumber(h[6]) end
+%s
+local blocked = tonumber(h[3]) or 0
+local level = tonumber(h[1]) or tonumber(ARGV[5])
+local used = 0
+if window > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+  used = redis.call('ZCARD', KEYS[2])
+elseif rate > 0 then
   level = math.min(capacity, level + math.max(0, now - (tonumber(h[2]) or now)) * rate)
 end
-local blocked = tonumber(h[3]) or 0
+local function spend(units)
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', units)
+  for i = 0, units - 1 do redis.call('ZADD', KEYS[2], now, tostring(seq - i)) end
+end
+"""
+_SAVE = """
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now), 'blocked', tostring(blocked))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 """
 _TAKE = (
-    _REFILL
+    _STATE % ""
     + """
-local cost = tonumber(ARGV[3])
+local cost = tonumber(ARGV[6])
 local wait = 0
 if blocked > now then
   wait = blocked - now
+elseif window > 0 then
+  local units = math.ceil(cost)
+  local over = used + units - math.floor(capacity)
+  if over > 0 and used > 0 then
+    local entry = redis.call('ZRANGE', KEYS[2], math.min(over, used) - 1, math.min(over, used) - 1, 'WITHSCORES')
+    wait = tonumber(entry[2]) + window - now
+  else
+    spend(units)
+  end
 elseif rate > 0 then
   local need = math.min(cost, capacity)
   if level < need then wait = (need - level) / rate else level = level - cost end
 end
-redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return tostring(wait)
 """
+    + _SAVE
+    + "return tostring(wait)\n"
 )
 _TELL = (
-    _REFILL
-    + """
-if ARGV[4] ~= '' then
-  rate, capacity = tonumber(ARGV[4]), tonumber(ARGV[5])
-  level = math.min(level, capacity)
-  redis.call('HSET', KEYS[1], 'rate', ARGV[4], 'capacity', ARGV[5])
+    _STATE
+    % """
+if ARGV[9] ~= '' then
+  rate, capacity, window = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+  redis.call('HSET', KEYS[1], 'rate', ARGV[7], 'capacity', ARGV[8], 'window', ARGV[9])
 end
-if ARGV[6] ~= '' then level = math.min(level, tonumber(ARGV[6])) end
-local retry_after = tonumber(ARGV[3])
+"""
+    + """
+if ARGV[10] ~= '' and window > 0 then
+  local missing = math.floor(capacity) - used - math.ceil(tonumber(ARGV[10]))
+  if missing > 0 then spend(missing) end
+elseif ARGV[10] ~= '' then
+  level = math.min(level, tonumber(ARGV[10]))
+end
+local retry_after = tonumber(ARGV[6])
 if retry_after > 0 then
   blocked = math.max(blocked, now + retry_after)
   level = math.min(level, 0)
 end
-redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now), 'blocked', tostring(blocked))
-redis.call('EXPIRE', KEYS[1], ARGV[7])
 """
+    + _SAVE
 )
 
 
 class RedisBuckets:
-    """The buckets in Redis, shared by every worker process: each operation is one atomic Lua script."""
+    """The budgets in Redis, shared by every worker process: each operation is one atomic Lua script."""
 
     PREFIX = "sxsync:quota:"
 
@@ -221,41 +280,47 @@ class RedisBuckets:
         self._take = client.register_script(_TAKE)
         self._tell = client.register_script(_TELL)
 
-    @staticmethod
-    def _defaults(limit: Limit | None) -> list[str]:
-        return [repr(limit.rate), repr(limit.capacity)] if limit else ["0", "0"]
+    def _call(self, script: Callable[..., bytes], key: str, limit: Limit | None, *args: str) -> bytes:
+        shape = [repr(limit.rate), repr(limit.capacity), repr(limit.window)] if limit else ["0", "0", "0"]
+        keys = [self.PREFIX + key, self.PREFIX + key + ":log"]
+        return script(keys=keys, args=[*shape, str(KEY_TTL_SECONDS), repr(UNKNOWN_LEVEL), *args])
 
     def take(self, key: str, cost: float, limit: Limit | None) -> float:
-        args = [*self._defaults(limit), repr(float(cost)), str(KEY_TTL_SECONDS), repr(UNKNOWN_LEVEL)]
-        return float(self._take(keys=[self.PREFIX + key], args=args))
+        return float(self._call(self._take, key, limit, repr(float(cost))))
 
     def tell(
         self, key: str, limit: Limit | None, *, retry_after: float, learned: Limit | None, remaining: float | None
     ) -> None:
-        taught = [repr(learned.rate), repr(learned.capacity)] if learned else ["", ""]
+        taught = [repr(learned.rate), repr(learned.capacity), repr(learned.window)] if learned else ["", "", ""]
         left = "" if remaining is None else repr(float(remaining))
-        args = [*self._defaults(limit), repr(float(retry_after)), *taught, left]
-        args += [str(KEY_TTL_SECONDS), repr(UNKNOWN_LEVEL)]
-        self._tell(keys=[self.PREFIX + key], args=args)
+        self._call(self._tell, key, limit, repr(float(retry_after)), *taught, left)
 
 
 @dataclass
 class AccountQuota:
-    """The `connectors.base.Quota` of one (provider, account): what a connector spends and tells."""
+    """The `connectors.base.Quota` of one (provider, account) for one page: what its connector spends and tells."""
 
     buckets: Buckets
     key: str
     limit: Limit | None
-    max_sleep: float = MAX_SLEEP_SECONDS
+    pools: dict[str, Limit | None] = field(default_factory=dict)  # limits of requests a provider limits apart
+    max_sleep: float = MAX_SLEEP_SECONDS  # before the page's first request
+    max_sleep_started: float = MAX_SLEEP_SECONDS  # after it
     sleep: Callable[[float], None] = time.sleep
+    started: bool = False
 
-    def spend(self, cost: float) -> None:
-        """Wait for `cost` units (sleeping up to `max_sleep`); a longer wait is RateLimited for the queue."""
+    def spend(self, cost: float, pool: str = "") -> None:
+        """Wait for `cost` units (sleeping up to the page's bound); a longer wait is RateLimited for the queue.
+
+        A pool's requests spend from the pool's own budget, and wait out the account's Retry-After too."""
         while True:
-            wait = self.buckets.take(self.key, cost, self.limit)
+            wait = self.buckets.take(self.key, 0 if pool else cost, self.limit)
+            if pool and wait <= 0:
+                wait = self.buckets.take(f"{self.key}:{pool}", cost, self.pools.get(pool))
             if wait <= 0:
+                self.started = True
                 return
-            if wait > self.max_sleep:
+            if wait > (self.max_sleep_started if self.started else self.max_sleep):
                 raise RateLimited(f"{self.key}: the account's shared rate budget is spent for {wait:.1f} s", wait)
             self.sleep(wait)
 
@@ -294,9 +359,12 @@ def buckets_for(rt: Runtime) -> Buckets:
 
 def quota_for(rt: Runtime, provider: str, account: str) -> AccountQuota:
     """The shared budget a page job hands its connector; long waits go back to the queue within a lease."""
+    spec = rt.settings.rate_limits
     return AccountQuota(
         buckets_for(rt),
         f"{provider}:{account.strip().lower()}",
-        configured_limit(rt.settings.rate_limits, provider),
-        max_sleep=min(MAX_SLEEP_SECONDS, rt.settings.lease_seconds / 4),
+        configured_limit(spec, provider),
+        {pool: configured_limit(spec, f"{provider}-{pool}") for pool in POOLS.get(provider, ())},
+        max_sleep=min(MAX_SLEEP_SECONDS, rt.settings.lease_seconds * STARTED_SLEEP_SHARE),
+        max_sleep_started=rt.settings.lease_seconds * STARTED_SLEEP_SHARE,
     )

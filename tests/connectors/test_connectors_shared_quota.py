@@ -10,7 +10,7 @@ import pytest
 from connectors import gmail, google_calendar, hubspot
 from connectors.base import NO_QUOTA, RateLimited
 from sandbox.server import Sandbox
-from sync.ratelimit import AccountQuota, Limit, LocalBuckets
+from sync.ratelimit import AccountQuota, Limit, LocalBuckets, rolling
 from tests.connectors.contract_support import context_for
 
 ALICE = "alice@acme.test"
@@ -51,4 +51,4 @@ def test_hubspot_answers_teach_the_accounts_window_and_what_is_left(sandbox: San
     ctx = context_for(sandbox, "hubspot", ALICE, quota=quota)
     hubspot.fetch_page("owners", None, ctx)
     learned = buckets._states[quota.key].learned
-    assert learned is not None and learned.capacity == 1.5  # 3 % of the 50 calls per 10 s the headers announced
+    assert learned == rolling(50, 10)  # the 50 calls per 10 s the headers announced

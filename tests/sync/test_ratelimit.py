@@ -109,17 +109,63 @@ def test_a_short_wait_is_slept_in_place_and_a_long_one_goes_back_to_the_queue() 
     assert raised.value.retry_after == 30.0 and slept == [1.0]
 
 
+def test_a_page_that_has_spent_waits_longer_in_place_than_one_that_has_not() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    buckets = LocalBuckets(clock=lambda: now[0])
+    started = AccountQuota(buckets, KEY, rolling(2, 10), max_sleep=1.0, max_sleep_started=20.0, sleep=sleep)
+    started.spend(1)
+    started.spend(1)  # the window is full for the next 10 s
+    fresh = AccountQuota(buckets, KEY, rolling(2, 10), max_sleep=1.0, max_sleep_started=20.0, sleep=sleep)
+    with pytest.raises(RateLimited):  # a page that has spent nothing goes back to the queue ...
+        fresh.spend(1)
+    started.spend(1)  # ... one that has spent waits in place: requeued, its calls would be spent again
+    assert len(slept) == 1 and slept[0] > 9
+
+
+def test_a_rolling_window_grants_its_calls_then_waits_for_the_oldest_to_leave_it(pair: tuple[Buckets, Buckets]) -> None:
+    one, other = pair
+    limit = rolling(5, 60)
+    granted = [one.take(KEY, 1, limit) == 0 for _ in range(3)] + [other.take(KEY, 1, limit) == 0 for _ in range(3)]
+    assert granted == [True] * 5 + [False]
+    assert 55 < other.take(KEY, 1, limit) <= 60 * 1.02  # the first call leaves the window (and our slack)
+
+
+def test_calls_a_window_announces_as_spent_elsewhere_count_as_spent(pair: tuple[Buckets, Buckets]) -> None:
+    one, other = pair
+    one.tell(KEY, None, retry_after=0, learned=rolling(5, 60), remaining=2)  # 3 spent by someone else
+    granted = [other.take(KEY, 1, None) == 0 for _ in range(4)]
+    assert granted == [True, True, False, False]
+
+
 def test_the_documented_limits_are_the_defaults_and_the_setting_overrides_them() -> None:
     assert configured_limit("", "google") == per_second(250) == DOCUMENTED["google"]
     assert configured_limit("", "salesforce") is None
-    assert configured_limit("hubspot=190/10, google=off", "hubspot") == rolling(190, 10)
+    assert configured_limit("hubspot=190/10, google=off", "hubspot") == rolling(190, 10) == Limit(19.0, 190, 10.25)
     assert configured_limit("hubspot=190/10, google=off", "google") is None
     assert configured_limit("google=500/2", "google") == per_second(250)
     with pytest.raises(ValueError, match="RATE_LIMITS"):
         configured_limit("google=fast", "google")
 
 
-def test_a_rolling_window_bucket_never_lets_a_window_hold_more_than_the_limit() -> None:
-    limit = rolling(190, 10)
-    assert limit.capacity + limit.rate * 10 * 1.02 <= 190  # even when requests arrive 2 % of a window late
-    assert limit.rate * 10 / 190 >= 0.9  # and it still spends at least 90 % of the window
+def test_a_days_allowance_is_a_bucket_of_the_whole_allowance_not_a_log() -> None:
+    assert rolling(100_000, 86_400) == Limit(100_000 / 86_400, 100_000)
+
+
+def test_a_pool_has_its_own_budget_and_still_waits_out_the_accounts_retry_after() -> None:
+    search = rolling(2, 60)
+    quota = AccountQuota(LocalBuckets(), "hubspot:alice@acme.test", rolling(100, 10), {"search": search})
+    quota.spend(1, "search")
+    quota.spend(1, "search")
+    with pytest.raises(RateLimited):  # the searches' own window is full ...
+        quota.spend(1, "search")
+    quota.spend(1)  # ... the account's other requests are not
+    quota.tell(retry_after=30)
+    with pytest.raises(RateLimited) as raised:
+        AccountQuota(quota.buckets, quota.key, quota.limit, {"search": rolling(100, 1)}).spend(1, "search")
+    assert raised.value.retry_after > 20
