@@ -44,7 +44,7 @@ from connectors.hubspot_mapping import (
     text,
 )
 from connectors.hubspot_names import CompanyNames, renamed_since, resolve
-from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, record_id, step
+from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, is_number, record_id, step
 
 CURSOR_VERSION = 1
 OVERLAP_MS = 60_000  # search indexes lag writes by seconds: each run re-reads the minute before its start
@@ -168,7 +168,7 @@ def _company_names(api: HubspotApi, contacts: Sequence[Record], known: Mapping[s
             for c in contacts
             if text(props(c).get("company")) is None
             and (cid := text(props(c).get("associatedcompanyid"))) is not None
-            and cid.isdigit()
+            and is_number(cid)
         }
         - set(known)
     )

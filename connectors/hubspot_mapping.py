@@ -26,7 +26,7 @@ from connectors.base import (
     Rejection,
 )
 from connectors.emails import InvalidAddress, normalize_email
-from connectors.hubspot_scan import epoch_ms
+from connectors.hubspot_scan import epoch_ms, is_number
 
 SOURCE = "hubspot"
 _BRACKETED_ID = re.compile(r"<([^<>]*)>")
@@ -71,11 +71,6 @@ def text(value: Any) -> str | None:
         out = str(value).strip()
         return out or None
     return None
-
-
-def is_number(value: str) -> bool:
-    """ASCII digits only: str.isdigit() also takes "²" and other digit-like characters int() refuses."""
-    return value.isascii() and value.isdigit()
 
 
 def record_key(record: Mapping[str, Any]) -> str | None:

@@ -31,7 +31,7 @@ from typing import Any
 from connectors.base import JSON, CursorExpired
 from connectors.hubspot_http import BATCH_READ, HubspotApi, Record, read_by_ids, results
 from connectors.hubspot_mapping import props, text
-from connectors.hubspot_scan import ID_PROPERTY, SEARCH_LIMIT, Scan, record_id, step
+from connectors.hubspot_scan import ID_PROPERTY, SEARCH_LIMIT, Scan, is_number, record_id, step
 
 NAMES_MAX = 1000  # names a cursor keeps (about 40 kB at most); also the largest portal read as a directory
 INDEX_LAG_MS = 60_000  # search indexes lag writes by seconds (hubspot_crm.OVERLAP_MS)
@@ -88,7 +88,7 @@ def named_companies(contacts: Sequence[Record]) -> list[str]:
     for contact in contacts:
         p = props(contact)
         cid = text(p.get("associatedcompanyid"))
-        if text(p.get("company")) is None and cid is not None and cid.isdigit():
+        if text(p.get("company")) is None and cid is not None and is_number(cid):
             found[cid] = None
     return list(found)
 

@@ -29,12 +29,17 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
+def is_number(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" and other digit-like characters int() refuses."""
+    return value.isascii() and value.isdigit()
+
+
 def epoch_ms(value: Any) -> int | None:
     """A HubSpot datetime property (ISO 8601, or epoch milliseconds) as epoch ms; None when unreadable."""
     if value is None:
         return None
     text = str(value).strip()
-    if text.isascii() and text.isdigit():  # not "²": isdigit() takes characters int() refuses
+    if is_number(text):
         return int(text)
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -137,7 +142,7 @@ def _range_step(scan: Scan, results: Sequence[Record], modified: str, limit: int
 
 def _ties_step(scan: Scan, results: Sequence[Record], modified: str, limit: int) -> Step:
     ids = [record_id(r) for r in results]
-    numbers = [int(i) if i.isdigit() else -1 for i in ids]
+    numbers = [int(i) if is_number(i) else -1 for i in ids]
     floor = int(scan.ties_after) if scan.ties_after else -1
     off_time = any(_modified(r, modified) != scan.anchor for r in results)
     if off_time or any(b <= a for a, b in pairwise([floor, *numbers])):

@@ -103,3 +103,15 @@ def test_a_hubspot_id_of_digit_like_characters_is_no_id() -> None:
     out = Mapped()
     map_contact_hubspot({"id": "²", "properties": {"email": "a@x.test"}}, {}, out)
     assert out.observations == [] and [r.reason for r in out.rejections] == ["no_id"]
+
+
+def test_digit_like_hubspot_company_ids_are_skipped_and_tie_run_ids_refused_not_a_value_error() -> None:
+    from connectors.base import ConnectorError
+    from connectors.hubspot_names import named_companies
+    from connectors.hubspot_scan import Scan, step
+
+    contacts = [{"id": "1", "properties": {"associatedcompanyid": c}} for c in ("²", "7")]
+    assert named_companies(contacts) == ["7"]
+    tied = [{"id": i, "properties": {"lastmodifieddate": "1000"}} for i in ("5", "²")]
+    with pytest.raises(ConnectorError, match="out of id order"):  # a search answer that breaks the walk's order
+        step(Scan(anchor=1000, ties_after=""), lambda query: tied, "lastmodifieddate", ())
