@@ -27,7 +27,8 @@ class Fault:
 
 @dataclass(slots=True)
 class FaultRule:
-    """Either the next `count` matching calls fail, or each fails with `probability`."""
+    """Either the next `count` matching calls fail, or each fails with `probability`; the Retry-After sent
+    is `retry_after` seconds, or with `retry_after_max` drawn from retry_after..retry_after_max (seeded)."""
 
     kind: str
     count: int | None = None
@@ -35,6 +36,7 @@ class FaultRule:
     retry_after: int = 1
     scope: str = "request"
     endpoints: frozenset[str] | None = None
+    retry_after_max: int | None = None
 
     def matches(self, scope: str, endpoint: str) -> bool:
         return self.scope == scope and (self.endpoints is None or endpoint in self.endpoints)
@@ -47,6 +49,7 @@ class FaultRule:
             "retry_after": self.retry_after,
             "scope": self.scope,
             "endpoints": sorted(self.endpoints) if self.endpoints is not None else None,
+            "retry_after_max": self.retry_after_max,
         }
 
 
@@ -103,6 +106,7 @@ class FaultInjector:
         retry_after: int = 1,
         scope: str = "request",
         endpoints: Collection[str] | None = None,
+        retry_after_max: int | None = None,
     ) -> FaultRule:
         """Each matching call fails with `kind` at this probability (seeded RNG)."""
         return self._add(
@@ -112,6 +116,7 @@ class FaultInjector:
                 retry_after=retry_after,
                 scope=scope,
                 endpoints=frozenset(endpoints) if endpoints is not None else None,
+                retry_after_max=retry_after_max,
             )
         )
 
@@ -153,6 +158,7 @@ class FaultInjector:
                 retry_after=int(raw.get("retry_after", 1)),
                 scope=str(raw.get("scope", "request")),
                 endpoints=frozenset(endpoints) if endpoints is not None else None,
+                retry_after_max=int(raw["retry_after_max"]) if raw.get("retry_after_max") is not None else None,
             )
             if rule.count is None and rule.probability <= 0:
                 raise ValueError("a fault rule needs a count or a probability")
@@ -183,6 +189,8 @@ class FaultInjector:
                 return None
             self.injected[chosen.kind] += 1
             retry = chosen.retry_after if chosen.kind in RETRY_AFTER_KINDS else None
+            if retry is not None and chosen.retry_after_max is not None:
+                retry = self._rng.randint(chosen.retry_after, max(chosen.retry_after, chosen.retry_after_max))
             return Fault(chosen.kind, FAULT_STATUS[chosen.kind], retry)
 
     def note_retry_after(self, client: str, seconds: float) -> None:
