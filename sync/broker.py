@@ -21,13 +21,17 @@ DEAD_MESSAGE_TTL_MS = 7 * 86_400_000
 # (run on `maintenance_chance` per million Redis commands) requeues them: both bounded keep it ≤ ~15 s.
 MAX_HEARTBEAT_SECONDS = 12.0
 MIN_MAINTENANCE_CHANCE = 10_000
+# seconds a broker call waits on a silent Redis (frozen, partitioned) before it fails and the job's retry or the
+# reconciler takes over; redis-py before 8.0 waits forever unless told, and `redis>=5` is what we require
+REDIS_TIMEOUT = 5.0
 
 
 def make_broker(url: str, settings: Settings) -> dramatiq.Broker:
     """Redis, RabbitMQ, or the in-process stub broker when no URL is set."""
     if url.startswith(("redis://", "rediss://")):
+        client = redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
         return RedisBroker(  # type: ignore[no-untyped-call]
-            url=url,
+            client=client,
             heartbeat_timeout=int(settings.broker_heartbeat_seconds * 1000),
             maintenance_chance=settings.broker_maintenance_chance,
             dead_message_ttl=DEAD_MESSAGE_TTL_MS,

@@ -5,7 +5,8 @@ through tests/faults/proxy.py (the test process and the scheduler go direct, so 
 Mid-sync the proxies add latency, then reset every connection, then blackhole everything for
 BLACKHOLE_SECONDS, longer than any timeout the product sets:
 
-- Redis: redis-py's socket timeout (5 s; the product relies on the library's default);
+- Redis: the broker client's socket timeout (sync/broker.py's REDIS_TIMEOUT, 5 s; redis-py before 8.0,
+  which `redis>=5` allows, had none and waited forever);
 - PostgreSQL: `connect_timeout` (models/db.py's PG_CONNECT_ARGS; a read on an established connection
   has no client-side bound but TCP's: keepalives and `tcp_user_timeout`, which a userspace proxy
   that acknowledges every byte cannot trigger, so those reads wait out the blackhole);
@@ -33,7 +34,7 @@ from connectors.base import Endpoints, FetchContext
 from connectors.registry import get_connector
 from models.db import PG_CONNECT_ARGS, make_engine
 from models.settings import Settings
-from sync.broker import make_broker
+from sync.broker import REDIS_TIMEOUT, make_broker
 from sync.inprocess import Progress
 from sync.scheduler import start_all
 from tests.faults.conftest import LEASE_SECONDS, LONG, MEMBERS, Scenario, seed, world
@@ -79,8 +80,8 @@ def _probes(settings: Settings, stack: Stack) -> list[Probe]:
     broker = make_broker(settings.broker_url, settings)
     assert isinstance(broker, RedisBroker)
     connection = broker.client.connection_pool.make_connection()  # not connected: its settings only
-    assert isinstance(connection, Connection) and connection.socket_timeout is not None
-    redis_timeout = float(connection.socket_timeout)
+    assert isinstance(connection, Connection)
+    assert connection.socket_timeout == REDIS_TIMEOUT, "the broker must not rely on redis-py's default"
     engine = make_engine(settings.database_url)
     account = SYNCED[0]
     context = FetchContext(
@@ -91,7 +92,7 @@ def _probes(settings: Settings, stack: Stack) -> list[Probe]:
         page_size=PAGE_SIZE,
     )
     return [
-        Probe("redis", redis_timeout, broker.client.ping, lambda e: isinstance(e, RedisTimeout)),
+        Probe("redis", REDIS_TIMEOUT, broker.client.ping, lambda e: isinstance(e, RedisTimeout)),
         Probe(
             "postgresql_connect",
             float(PG_CONNECT_ARGS["connect_timeout"]),
