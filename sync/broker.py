@@ -93,3 +93,16 @@ def _snapshots_configured(client: redis.Redis) -> bool:
         return bool(client.config_get("save").get("save"))
     except redis.RedisError:
         return True
+
+
+EPOCH_KEY = "sxsync-epoch"  # under the broker's namespace; gone after a FLUSHALL or a Redis that kept nothing
+
+
+def broker_was_emptied(broker: dramatiq.Broker | None) -> bool:
+    """True once each time the Redis broker is found without our marker key: it lost every queued job
+    (FLUSHALL, a restart without persistence, a new Redis), so the store's running chains must be resent now
+    rather than after the reconciler's lease-long quiet period. The first call on a fresh Redis is True too:
+    resending is harmless (a page job that finds its version done only makes sure the chain goes on)."""
+    if not isinstance(broker, RedisBroker):
+        return False  # RabbitMQ's queues are durable; the stub broker lives and dies with its process
+    return bool(broker.client.set(f"{broker.namespace}:{EPOCH_KEY}", b"1", nx=True))

@@ -82,6 +82,29 @@ def reconcile(rt: Runtime, now: datetime) -> int:
 
 
 @system_wide
+def resend_running(rt: Runtime, now: datetime) -> int:
+    """The broker lost its queues: every running chain of an active connection is sent again at once."""
+    running = and_(
+        SyncState.running.is_(True),
+        SyncState.connection_id.in_(select(Connection.id).where(Connection.status == "active")),
+    )
+    with rt.writes.begin() as session:
+        resent = session.execute(
+            update(SyncState)
+            .where(running)
+            .values(lease_owner=None, lease_until=None, last_progress_at=now)
+            .returning(SyncState.connection_id, SyncState.stream, SyncState.version)
+        ).all()
+    for connection_id, stream, version in resent:
+        log.warning(
+            "re-enqueueing a stalled chain",
+            extra={"connection": connection_id, "stream": stream, "why": "the broker lost its queues"},
+        )
+        rt.send(connection_id, stream, version)
+    return len(resent)
+
+
+@system_wide
 def start_all(rt: Runtime, org_id: int | None = None) -> int:
     """`sxsync sync`: every active connection's streams (of one org) become due now."""
     now = rt.clock()

@@ -7,9 +7,10 @@ import time
 
 from privacy.disconnect import purge_due_disconnects
 from privacy.retention import sweep_retention
+from sync.broker import broker_was_emptied
 from sync.decay import decay_due
 from sync.runtime import Runtime
-from sync.scheduler import tick
+from sync.scheduler import resend_running, tick
 from web.metrics import current_sample
 from web.ops_chart import Sampler
 from web.queues import current_broker
@@ -32,8 +33,11 @@ def run_forever(rt: Runtime, period: float) -> None:
 
 def _one_tick(rt: Runtime, sampler: Sampler, last_retention: float) -> float:
     """Due syncs and stalled chains, a chart point, decay, retention when due; returns when retention last ran."""
-    started, resent = tick(rt)
-    sampler.add(current_sample(rt, current_broker()))
+    broker = current_broker()
+    resent = resend_running(rt, rt.clock()) if broker_was_emptied(broker) else 0
+    started, stalled = tick(rt)
+    resent += stalled
+    sampler.add(current_sample(rt, broker))
     decayed = decay_due(rt, rt.clock())
     swept = 0
     if time.monotonic() - last_retention >= RETENTION_EVERY:
