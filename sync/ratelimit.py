@@ -33,6 +33,7 @@ rate-limit headers (which every process still honours) slow them; run the broker
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -47,6 +48,7 @@ import redis
 from connectors.base import RateLimited
 from sync.runtime import Runtime
 
+log = logging.getLogger("sxsync.ratelimit")
 PER_SECOND_MARGIN = 0.95  # pace a per-second quota at 95 %: our clock and the provider's never agree exactly
 ROLLING_SLACK = 0.02  # a spend leaves our log 2 % of a window (at least 0.25 s) after it leaves the provider's:
 ROLLING_SLACK_MIN_SECONDS = 0.25  # requests reach it late, and some later than others (TLS handshakes, load)
@@ -56,6 +58,7 @@ STARTED_SLEEP_SHARE = 1 / 3  # ... once a page has spent, it waits up to a third
 # requests so far would be spent again
 KEY_TTL_SECONDS = 86_400  # an idle account's budget is forgotten after a day
 UNKNOWN_LEVEL = 1e18  # no limit known yet: the first one learned starts the bucket full
+REDIS_TIMEOUT_SECONDS = 5.0  # a silent Redis fails the budget's call (open: see RedisBuckets), never hangs a page
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,10 @@ end
 
 
 class RedisBuckets:
-    """The budgets in Redis, shared by every worker process: each operation is one atomic Lua script."""
+    """The budgets in Redis, shared by every worker process: each operation is one atomic Lua script.
+
+    Redis unreachable, the budget fails open (no pacing, a warning): the provider's own Retry-After still
+    holds each page back, and the page job itself cannot go on without its broker for long anyway."""
 
     PREFIX = "sxsync:quota:"
 
@@ -283,7 +289,11 @@ class RedisBuckets:
     def _call(self, script: Callable[..., bytes], key: str, limit: Limit | None, *args: str) -> bytes:
         shape = [repr(limit.rate), repr(limit.capacity), repr(limit.window)] if limit else ["0", "0", "0"]
         keys = [self.PREFIX + key, self.PREFIX + key + ":log"]
-        return script(keys=keys, args=[*shape, str(KEY_TTL_SECONDS), repr(UNKNOWN_LEVEL), *args])
+        try:
+            return script(keys=keys, args=[*shape, str(KEY_TTL_SECONDS), repr(UNKNOWN_LEVEL), *args])
+        except redis.RedisError as exc:
+            log.warning("rate budget unavailable, not pacing", extra={"error": type(exc).__name__})
+            return b"0"
 
     def take(self, key: str, cost: float, limit: Limit | None) -> float:
         return float(self._call(self._take, key, limit, repr(float(cost))))
@@ -348,7 +358,10 @@ def buckets_for(rt: Runtime) -> Buckets:
     with _lock:
         if url.startswith(("redis://", "rediss://")):
             if url not in _redis:
-                _redis[url] = RedisBuckets(redis.Redis.from_url(url))
+                client = redis.Redis.from_url(
+                    url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+                )
+                _redis[url] = RedisBuckets(client)
             return _redis[url]
         key = id(rt)
         if key not in _local:

@@ -169,3 +169,9 @@ def test_a_pool_has_its_own_budget_and_still_waits_out_the_accounts_retry_after(
     with pytest.raises(RateLimited) as raised:
         AccountQuota(quota.buckets, quota.key, quota.limit, {"search": rolling(100, 1)}).spend(1, "search")
     assert raised.value.retry_after > 20
+
+
+def test_an_unreachable_redis_paces_nothing_rather_than_failing_the_page() -> None:
+    down = RedisBuckets(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5, socket_timeout=0.5))
+    down.tell(KEY, None, retry_after=30, learned=None, remaining=None)
+    assert down.take(KEY, 1, Limit(NO_REFILL, 1)) == 0
