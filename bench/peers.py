@@ -146,7 +146,14 @@ def run_tap(sb: Any, python: Path, base: Path, run: Run) -> None:
     env = {"PATH": "/usr/bin:/bin", "REQUESTS_CA_BUNDLE": sb.ca_path or "", "NO_PROXY": "127.0.0.1,localhost"}
     before = api_calls_counted(sb, "hubspot")
     proc = subprocess.run(
-        [python, WRAPPER, conf], capture_output=True, text=True, env=env, cwd=base, timeout=1800, check=False
+        # -P: bench/ not on the tap's sys.path (bench modules would shadow the stdlib's, e.g. bench/queue.py)
+        [python, "-P", WRAPPER, conf],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=base,
+        timeout=1800,
+        check=False,
     )
     kinds = api_calls_counted(sb, "hubspot") - before
     if proc.returncode != 0:
