@@ -49,9 +49,12 @@ from connectors.base import RateLimited
 from sync.runtime import Runtime
 
 log = logging.getLogger("sxsync.ratelimit")
+
 PER_SECOND_MARGIN = 0.95  # pace a per-second quota at 95 %: our clock and the provider's never agree exactly
-ROLLING_SLACK = 0.02  # a spend leaves our log 2 % of a window (at least 0.25 s) after it leaves the provider's:
-ROLLING_SLACK_MIN_SECONDS = 0.25  # requests reach it late, and some later than others (TLS handshakes, load)
+# a spend stays in our log 2 % of a window (at least 0.25 s) longer than in the provider's: requests reach it
+# late, and some later than others (TLS handshakes, load)
+ROLLING_SLACK = 0.02
+ROLLING_SLACK_MIN_SECONDS = 0.25
 LOG_WINDOW_MAX = 3600.0  # a longer window is an allowance (a bucket), not a log of every request
 MAX_SLEEP_SECONDS = 5.0  # a longer wait before a page's first request goes back to the queue (RateLimited) ...
 STARTED_SLEEP_SHARE = 1 / 3  # ... once a page has spent, it waits up to a third of its lease: requeued, its
