@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -203,41 +204,48 @@ def run(provider: str, args: argparse.Namespace) -> Result:
     redis.Redis.from_url(args.redis_url).flushdb()
     meter = Meter()
     store = argparse.Namespace(store="postgresql", pg_url=args.pg_url)
-    with (
-        store_url(store, base, "quota") as url,
-        running_stack(
-            data_dir=base / "stack",
-            world=world,
-            workers=0,
-            database_url=url,
-            broker_url=args.redis_url,
-            **({"rate_limits": f"hubspot-search={args.hubspot_search}/1"} if provider == "hubspot" else {}),
-        ) as stack,
-    ):
-        stack.seed_org(ORG, DOMAIN, MEMBERS, {"sources": [provider]})
-        for email in members:
-            stack.connect(ORG, email, "google" if provider == "gmail" else provider)
-        if provider == "gmail":
-            stack.sandbox.google.configure(
-                quota_units_per_second=args.gmail_quota, quota_burst_seconds=GMAIL_BURST_SECONDS
-            )
-            meter_gmail(stack.sandbox, meter)
-            ceiling = float(args.gmail_quota)
-        else:
-            stack.sandbox.hubspot.configure(
-                burst_limit=HUBSPOT_BURST, burst_interval_ms=HUBSPOT_WINDOW_MS, search_per_second=args.hubspot_search
-            )
-            meter_hubspot(stack.sandbox, meter)
-            ceiling = float(args.hubspot_search)
-        env = settings_env(stack.rt.settings)
-        workers = [start_worker(env, args.threads, base / f"worker{i}.log") for i in range(args.processes)]
-        try:
-            started = time.monotonic()
-            final = stack.sync(timeout=args.timeout)
-            seconds = time.monotonic() - started
-        finally:
-            for worker in workers:
-                stop_worker(worker)
+    overrides: dict[str, Any] = {"broker_url": args.redis_url}
+    if provider == "hubspot":  # searches send no rate-limit headers: the product is told the account's figure
+        overrides["rate_limits"] = f"hubspot-search={args.hubspot_search}/1"
+    try:
+        with (
+            store_url(store, base, "quota") as url,
+            running_stack(
+                data_dir=base / "stack",
+                world=world,
+                workers=0,
+                database_url=url,
+                **overrides,
+            ) as stack,
+        ):
+            stack.seed_org(ORG, DOMAIN, MEMBERS, {"sources": [provider]})
+            for email in members:
+                stack.connect(ORG, email, "google" if provider == "gmail" else provider)
+            if provider == "gmail":
+                stack.sandbox.google.configure(
+                    quota_units_per_second=args.gmail_quota, quota_burst_seconds=GMAIL_BURST_SECONDS
+                )
+                meter_gmail(stack.sandbox, meter)
+                ceiling = float(args.gmail_quota)
+            else:
+                stack.sandbox.hubspot.configure(
+                    burst_limit=HUBSPOT_BURST,
+                    burst_interval_ms=HUBSPOT_WINDOW_MS,
+                    search_per_second=args.hubspot_search,
+                )
+                meter_hubspot(stack.sandbox, meter)
+                ceiling = float(args.hubspot_search)
+            env = settings_env(stack.rt.settings)
+            workers = [start_worker(env, args.threads, base / f"worker{i}.log") for i in range(args.processes)]
+            try:
+                started = time.monotonic()
+                final = stack.sync(timeout=args.timeout)
+                seconds = time.monotonic() - started
+            finally:
+                for worker in workers:
+                    stop_worker(worker)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     return figures(provider, meter, ceiling, seconds, final.failed)
 
 
