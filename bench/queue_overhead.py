@@ -215,7 +215,7 @@ def table_rows(f: Figures) -> list[Row]:
                   note=f"queue {f.queue_cpu_per_message_s * 1e6:.0f} µs/message; page jobs "
                   f"{cpu_per_record * 1e6:.0f} µs/record ({f.job_cpu_s:.1f} s CPU)", fmt=".3f"),
     ]  # fmt: skip
-    return [Row(**{**r.__dict__, "bench": "queue"}) for r in rows]
+    return [Row(**{**r.__dict__, "bench": "queue_overhead"}) for r in rows]
 
 
 def rows(size: str) -> list[Row]:
@@ -225,7 +225,7 @@ def rows(size: str) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.queue", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.queue_overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=tuple(SIZES), default="quick", help="quick or full (default: quick)")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS, help=f"Redis, flushed first (default: {DEFAULT_REDIS})")
     parser.add_argument("--seed", type=int, default=7, help="world seed (default: 7)")
