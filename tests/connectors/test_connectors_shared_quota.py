@@ -38,7 +38,8 @@ def test_gmail_batches_spend_their_quota_units_and_a_throttled_part_blocks_the_m
     ctx = context_for(sandbox, "google", ALICE, quota=quota, page_size=100)
     page = gmail.fetch_page("messages", None, ctx)
     spent = 1e6 - buckets._states[quota.key].level
-    assert spent == sandbox.google.stats.quota_units > 0  # the units Gmail charged: profile 1, list 5, get 5 each
+    charged = sandbox.google.stats.quota_units  # the units Gmail charged: profile 1, list 5, get 5 each
+    assert charged > 0 and spent == pytest.approx(charged, abs=0.01)  # less the trickle the bucket refilled meanwhile
     sandbox.google.faults.fail_next(1, "429", retry_after=30, scope="part", endpoints=("get",))
     page = gmail.fetch_page("messages", page.cursor, ctx)
     assert page.retry_after > 0 and buckets.take(quota.key, 1, quota.limit) > 20
