@@ -60,7 +60,7 @@ class Run:
 
     name: str
     records: dict[str, int] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=dict)  # by emulator endpoint kind
+    calls: dict[str, int] = field(default_factory=dict)  # one run's, by emulator endpoint kind
     extra_calls: int = 0  # calls the tap makes on real HubSpot that the wrapper answered (properties schema)
     seconds: list[float] = field(default_factory=list)
 
@@ -115,6 +115,7 @@ def run_ours(sb: Any, now: datetime, run: Run) -> None:
     connector = CONNECTORS["hubspot"]
     ctx = context_for(sb, "hubspot", ACCOUNT, now)
     seconds = 0.0
+    run.calls = {}  # one run's calls (every repeat makes the same)
     for stream in STREAMS:
         full = drive(connector, stream, None, ctx, sb)
         seconds += full.seconds
