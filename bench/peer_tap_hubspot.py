@@ -98,4 +98,7 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print(f"usage: .venv-peers/bin/python -P bench/peer_tap_hubspot.py CONFIG.json\n\n{__doc__}")
+        raise SystemExit(0 if sys.argv[1:] in (["-h"], ["--help"]) else 2)
     raise SystemExit(main(sys.argv[1]))
