@@ -30,6 +30,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("scheduler", "scheduler tick over 10,000 connections"),
     ("network", "incremental page into a 10x larger network"),
     ("peers", "tap-hubspot vs ours on the same HubSpot emulator"),
+    ("queue_overhead", "queue overhead: messages per page, queue CPU vs per-record CPU"),
     ("quota", "quota use during a backfill, throttled responses"),
     ("scale_out", "scale out: 4 worker processes vs 1"),
 )
