@@ -24,7 +24,7 @@ from web.stack import running_stack
 
 pytestmark = pytest.mark.faults
 KILLS = 20 if LONG else 5
-PAGE_SIZE = 10  # many short pages: more moments for a kill to land inside a job
+PAGE_SIZE = 5  # many short pages: more moments for a kill to land inside a job, and a run long enough for all
 
 
 def clean_requests(data_dir: Path, members: tuple[str, ...]) -> int:
@@ -62,7 +62,7 @@ def test_random_sigkills_of_the_worker_lose_and_double_nothing(
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(worker.proc.pid, signal.SIGKILL)
                     kills += 1
-                    next_kill = time.monotonic() + chance.uniform(1.0, 4.0)
+                    next_kill = time.monotonic() + chance.uniform(0.5, 2.0)
                 reconcile(stack.rt, stack.rt.clock())
                 time.sleep(0.1)
             final = worker.drive(stack, timeout=240)
