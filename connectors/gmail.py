@@ -2,6 +2,8 @@
 
 That scope refuses `q` and format=full, so a full pass lists every message id newest first and reads
 headers in batches of 100, stopping at the backfill window; afterwards history.list replays changes.
+A new connection's first listing page holds 50 ids (FIRST_PAGE_MAX), so its first mail is stored after one
+small batch instead of a page of 500 (time to first data); the pages after it list 500.
 
 Cursor, stored verbatim by the sync layer:
   {"phase": "full", "history_id": H, "page_token": T}   a full pass in progress (H from getProfile at its
@@ -54,6 +56,7 @@ METADATA_HEADERS = [
 ]  # fmt: skip
 MESSAGE_FIELDS = "id,labelIds,internalDate,payload/headers"  # no snippet: bodies are never read
 LIST_PAGE_MAX = 500
+FIRST_PAGE_MAX = 50  # the first page of a full pass: what a rep sees first lands after one batch of 50
 HISTORY_PAGE_MAX = 500
 HISTORY_TYPES = ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]
 HISTORY_FIELDS = (
@@ -150,15 +153,15 @@ def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> P
         profile = api.execute(api.service.users().getProfile(userId="me"), "gmail users.getProfile")
         if not profile.get("historyId"):
             raise ConnectorError("gmail users.getProfile: no historyId in the answer")
-        history_id, page_token = str(profile["historyId"]), None
+        history_id, page_token, page_max = str(profile["historyId"]), None, FIRST_PAGE_MAX
     else:
-        history_id, page_token = str(cursor["history_id"]), cursor.get("page_token")
+        history_id, page_token, page_max = str(cursor["history_id"]), cursor.get("page_token"), LIST_PAGE_MAX
     listing = api.execute(
         api.service.users()
         .messages()
         .list(
             userId="me",
-            maxResults=min(ctx.page_size, LIST_PAGE_MAX),
+            maxResults=min(ctx.page_size, page_max),
             pageToken=page_token,
             fields="messages/id,nextPageToken",
         ),
