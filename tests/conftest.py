@@ -13,6 +13,7 @@ import redis
 from sqlalchemy import Engine, create_engine, text
 
 from models.db import make_engine, upgrade_schema
+from models.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("SXSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("SXSYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -84,3 +85,13 @@ def redis_database(db: int | None = None) -> Iterator[str]:
 def redis_url() -> Iterator[str]:
     """Real Redis, flushed around the test."""
     yield from redis_database()
+
+
+def settings_vars(settings: Settings) -> dict[str, str]:
+    """The SXSYNC_* variables that give another process (a worker, the CLI) these same settings."""
+    return {f"SXSYNC_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """This environment with these settings in place of any inherited SXSYNC_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SXSYNC_")} | settings_vars(settings)

@@ -17,7 +17,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from models.settings import Settings
-from tests.conftest import redis_database
+from tests.conftest import redis_database, settings_vars
 
 SXSYNC = str(Path(sys.executable).with_name("sxsync"))
 
@@ -31,10 +31,7 @@ def clean_env() -> dict[str, str]:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """A running stack's settings as the SXSYNC_* environment of another process."""
-    env = clean_env()
-    for name, value in settings.model_dump().items():
-        env[f"SXSYNC_{name.upper()}"] = str(value)
-    return env
+    return clean_env() | settings_vars(settings)
 
 
 @dataclass

@@ -40,18 +40,11 @@ from models.tables import (
 )
 from sync.inprocess import Progress, progress
 from sync.scheduler import reconcile
+from tests.conftest import settings_env
 from web.stack import Stack
 
 REPO = Path(__file__).resolve().parents[2]
 Keys = Counter[tuple[Any, ...]]
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The stack's settings as the SXSYNC_* environment of a separate process (no inherited SXSYNC_*)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SXSYNC_")}
-    for name, value in settings.model_dump().items():
-        env[f"SXSYNC_{name.upper()}"] = str(value)
-    return env
 
 
 @dataclass
@@ -138,7 +131,6 @@ class Supervisor:
                 reconcile(stack.rt, stack.rt.clock())  # what `sxsync scheduler` does every tick
                 last_reconcile = now
             time.sleep(0.1)
-
 
     def hang(self, stack: Stack) -> str:
         """What a stuck run looks like: the streams, PostgreSQL's waiting sessions, the worker's thread stacks."""

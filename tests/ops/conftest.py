@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +11,6 @@ import pytest
 from sqlalchemy import func, select, update
 
 from models.network import iter_contacts
-from models.settings import Settings
 from models.tables import Activity, Connection, Interaction, Member, Participant, Relationship, Sighting, SyncState
 from sandbox.world import World, generate_world
 from tests.conftest import redis_database
@@ -97,11 +95,3 @@ def network(stack: Stack) -> Network:
             for c in iter_contacts(s, org_id)
         )
     return rows, contacts
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """A stack's settings as the SXSYNC_* environment of a separate process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SXSYNC_")}
-    for name, value in settings.model_dump().items():
-        env[f"SXSYNC_{name.upper()}"] = str(value)
-    return env

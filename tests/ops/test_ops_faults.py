@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from models.tables import Activity, Connection, SyncState
 from sync.scheduler import tick
+from tests.conftest import settings_env
 from tests.ops.conftest import (
     DOMAIN,
     MEMBERS,
@@ -20,7 +21,6 @@ from tests.ops.conftest import (
     connection_ids,
     network,
     only_gmail,
-    settings_env,
     small_world,
     sync_states,
 )

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from models.settings import Settings
 from models.tables import Connection, Member, SyncState
 from sandbox.world import World, generate_world
-from tests.conftest import redis_database
+from tests.conftest import redis_database, settings_env
 from web.stack import Stack
 
 ORG = "acme"
@@ -64,14 +64,6 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """A stack's settings as the SXSYNC_* environment of another process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SXSYNC_")}
-    for name, value in settings.model_dump().items():
-        env[f"SXSYNC_{name.upper()}"] = str(value)
-    return env
 
 
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:

@@ -16,24 +16,20 @@ from models.settings import Settings
 from models.tables import Activity, Interaction, Participant, Relationship, Sighting
 from sync.inprocess import progress, wait_for_chains
 from sync.scheduler import start_all
+from tests.conftest import settings_env
 from tests.pipeline.conftest import DOMAIN, GMAIL_ONLY, MEMBERS, ORG, small_world
 from web.stack import Stack, running_stack
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The stack's settings as the SXSYNC_* environment of a separate process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SXSYNC_")}
-    for name, value in settings.model_dump().items():
-        env[f"SXSYNC_{name.upper()}"] = str(value)
-    return env
-
-
 def start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "dramatiq", "--processes", "1", "--threads", "2", "worker"],
-        cwd=REPO, env=settings_env(settings), stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=settings_env(settings),
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
@@ -56,8 +52,13 @@ def test_sigkilled_worker_mid_backfill_loses_and_doubles_nothing(
 ) -> None:
     world = small_world(size=1500)
     with running_stack(
-        data_dir=tmp_path / "real", world=world, database_url=pg_url, broker_url=redis_url, workers=0,
-        page_size=100, lease_seconds=10,
+        data_dir=tmp_path / "real",
+        world=world,
+        database_url=pg_url,
+        broker_url=redis_url,
+        workers=0,
+        page_size=100,
+        lease_seconds=10,
     ) as stack:
         stack.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         for email in MEMBERS[:2]:
