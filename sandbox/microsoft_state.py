@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any
 
 from sandbox import graph_mailgen, microsoft_meetings
@@ -39,26 +40,43 @@ class MicrosoftState:
         self.identity = Identity(dict(world.member_names) or {m: m for m in world.members}, seed=seed)
         for member in world.members:
             self.identity.users.setdefault(member, member)
-        self.store = DeltaStore()
+        self._store: DeltaStore | None = None
+        self._store_lock = threading.Lock()
         self.faults = FaultInjector(seed)
         self.stats = Stats()
         self.default_page_size = 10
         self.max_page_size = 1000
         self.max_batch_requests = 20
         self._rng = random.Random(seed)
-        meetings = microsoft_meetings.world_meetings(world)
-        google = google_calendars(world)
-        for member in world.members:
-            self._seed_member(member, meetings, google.get(member, []))
 
-    def _seed_member(self, member: str, meetings: list[Meeting], google: list[Any]) -> None:
+    @property
+    def store(self) -> DeltaStore:
+        """Every member's mail, calendar and contacts, seeded on first use: a big world's meetings take
+        minutes (every member meets every other), and a run that never calls Graph should not wait for them."""
+        store = self._store
+        if store is None:
+            with self._store_lock:
+                if self._store is None:
+                    self._store = self._seeded()
+                store = self._store
+        return store
+
+    def _seeded(self) -> DeltaStore:
+        store = DeltaStore()
+        meetings = microsoft_meetings.world_meetings(self.world)
+        google = google_calendars(self.world)
+        for member in self.world.members:
+            self._seed_member(store, member, meetings, google.get(member, []))
+        return store
+
+    def _seed_member(self, store: DeltaStore, member: str, meetings: list[Meeting], google: list[Any]) -> None:
         people = graph_mailgen.correspondents(self.world, member)
         for folder, message in graph_mailgen.mailbox(self.world, member, people):
-            self.store.put(member, MAIL[folder], message["id"], message)
+            store.put(member, MAIL[folder], message["id"], message)
         for kind, event in microsoft_meetings.outlook_events(member, meetings, google):
-            self.store.put(member, MASTERS if kind == "master" else EVENTS, event["id"], event)
+            store.put(member, MASTERS if kind == "master" else EVENTS, event["id"], event)
         for contact in graph_mailgen.contacts(self.world, member, people):
-            self.store.put(member, CONTACTS, contact["id"], contact)
+            store.put(member, CONTACTS, contact["id"], contact)
 
     # -- knobs -----------------------------------------------------------------------------------
     def configure(self, **knobs: Any) -> None:
