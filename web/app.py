@@ -49,6 +49,7 @@ from web.ops import ops_router
 CONSENT_COOKIE = "sxsync_consent"
 SESSION_PURPOSE = "connect-session"
 SESSION_TTL = 3600
+INVALID_LINK = (400, "This link is not valid", "Ask for a new connect link; this one is expired or altered.")
 
 PROVIDER_TEXT = {
     "google": ("Google", "Gmail message headers (sender, recipients, date)"),
@@ -184,9 +185,7 @@ def create_app(rt: Runtime) -> FastAPI:
     def connect_page(request: Request, session: DB, session_token: Annotated[str, Query(alias="session")]) -> Response:
         who = _session_or_none(rt, session_token)
         if who is None:
-            return page(
-                request, 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
-            )
+            return page(request, *INVALID_LINK)
         org, member = _org_member(session, who)
         if org is None or member is None:
             return page(request, 404, "Unknown member", "This link does not belong to a member of an organization.")
@@ -233,9 +232,7 @@ def create_app(rt: Runtime) -> FastAPI:
         who = _session_or_none(rt, session_token)
         org, member = _org_member(session, who) if who else (None, None)
         if org is None or member is None:
-            return page(
-                request, 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
-            )
+            return page(request, *INVALID_LINK)
         if not sources_of(provider, enabled_sources(org.policy)):
             return page(request, 404, "Not enabled", "Your organization does not read this provider.")
         url = begin_consent(
@@ -482,17 +479,21 @@ def disconnect_from_page(rt: Runtime, token: str, provider: str) -> tuple[int, s
     """Disconnect every connection of the link's rep at `provider`: (HTTP status, title, message) for the page."""
     who = _session_or_none(rt, token)
     if who is None or provider not in PROVIDER_TEXT:
-        return 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
+        return INVALID_LINK
     with rt.sessions() as session:
         org, member = _org_member(session, who)
         if org is None or member is None:
-            return 400, "This link is not valid", "Ask for a new connect link; this one is expired or altered."
+            return INVALID_LINK
         org_id, keeps = org.id, not org.policy.get("purge_on_disconnect", True)
-        ids = session.execute(
-            select(Connection.id).where(
-                Connection.member_id == member.id, Connection.provider == provider, Connection.status != "revoked"
+        ids = (
+            session.execute(
+                select(Connection.id).where(
+                    Connection.member_id == member.id, Connection.provider == provider, Connection.status != "revoked"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         actor = member.email
     title = PROVIDER_TEXT[provider][0]
     if not ids:
