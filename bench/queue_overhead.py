@@ -19,11 +19,11 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import dramatiq
 import redis
@@ -133,16 +133,6 @@ def queue_cpu_per_message(redis_url: str, messages: int) -> float:
         broker.close()
 
 
-@contextmanager
-def patched(obj: Any, name: str, value: Any) -> Iterator[None]:
-    original = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, original)
-
-
 def run(world_size: int, noop_messages: int, redis_url: str, seed: int) -> Figures:
     """The backfill, the unchanged incremental run, and the queue's own CPU, in one process."""
     import sync.actors
@@ -155,7 +145,7 @@ def run(world_size: int, noop_messages: int, redis_url: str, seed: int) -> Figur
     world = generate_world(seed=seed, size=world_size, org_domain="acme.test", members=(MEMBER,))
     with (
         tempfile.TemporaryDirectory() as tmp,
-        patched(sync.actors, "run_page", counters.runs(run_page)),
+        mock.patch.object(sync.actors, "run_page", counters.runs(run_page)),
         running_stack(data_dir=Path(tmp), world=world, broker_url=redis_url, workers=2) as stack,
     ):
         stack.seed_org("acme", "acme.test", (MEMBER,), {"sources": ["gmail"]})
