@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -134,6 +135,14 @@ class SyncState(Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "stream"),
         Index("ix_sync_states_due", "next_run_at"),
+        # the reconciler's stalled-chain query walks only running streams (O(running), not O(connections));
+        # the predicate is spelled as the query renders it, so both stores' planners match the partial index
+        Index(
+            "ix_sync_states_running_lease",
+            "lease_until",
+            sqlite_where=text("running IS 1"),
+            postgresql_where=text("running IS true"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)

@@ -44,6 +44,13 @@ def _start_due(rt: Runtime, now: datetime) -> int:
     return len(due)
 
 
+# correlated, so the planner walks running streams and checks each one's connection (an IN list made
+# SQLite scan every connection first)
+_active_connection = (
+    select(Connection.id).where(Connection.id == SyncState.connection_id, Connection.status == "active").exists()
+)
+
+
 @system_wide
 def reconcile(rt: Runtime, now: datetime) -> int:
     """A running chain with no live lease and no progress for a lease period lost its message: resend it.
@@ -53,8 +60,8 @@ def reconcile(rt: Runtime, now: datetime) -> int:
     """
     quiet = now - timedelta(seconds=rt.settings.lease_seconds)
     stalled = and_(
-        SyncState.running.is_(True),
-        SyncState.connection_id.in_(select(Connection.id).where(Connection.status == "active")),
+        SyncState.running.is_(True),  # on ix_sync_states_running_lease: O(running streams), not O(connections)
+        _active_connection,
         or_(
             SyncState.lease_until < quiet,
             and_(
@@ -84,10 +91,7 @@ def reconcile(rt: Runtime, now: datetime) -> int:
 @system_wide
 def resend_running(rt: Runtime, now: datetime) -> int:
     """The broker lost its queues: every running chain of an active connection is sent again at once."""
-    running = and_(
-        SyncState.running.is_(True),
-        SyncState.connection_id.in_(select(Connection.id).where(Connection.status == "active")),
-    )
+    running = and_(SyncState.running.is_(True), _active_connection)
     with rt.writes.begin() as session:
         resent = session.execute(
             update(SyncState)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from models.tables import Connection, SyncState
 from sync.inprocess import wait_for_chains, worker_threads
@@ -158,3 +159,27 @@ def test_a_running_chain_whose_message_was_lost_is_reenqueued_after_its_lease_an
         assert synced.version > 0 and synced.last_error is None
     gmail_state = next(s for s in sync_states(stack) if s.connection_id == gmail)
     assert gmail_state.pages_total >= 2 and gmail_state.records_total > 0
+
+
+def test_the_stalled_chain_query_walks_running_streams_not_every_connection(tmp_path: Path) -> None:
+    """SQLite's plan for the reconciler: the partial index of running streams, never a scan of connections."""
+    plans: list[str] = []
+
+    def explain(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("SELECT sync_states.id \nFROM sync_states"):
+            probe = cursor.connection.cursor()
+            probe.execute("EXPLAIN QUERY PLAN " + statement, params)
+            plans.append(" | ".join(str(row[-1]) for row in probe.fetchall()))
+            probe.close()
+
+    with running_stack(data_dir=tmp_path, world=small_world(), workers=0) as stack:
+        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        rt = stack.rt
+        assert rt.engine.dialect.name == "sqlite"
+        event.listen(rt.engine, "before_cursor_execute", explain)
+        try:
+            assert reconcile(rt, rt.clock()) == 0
+        finally:
+            event.remove(rt.engine, "before_cursor_execute", explain)
+    assert len(plans) == 1, plans
+    assert "USING INDEX ix_sync_states_running_lease" in plans[0] and "SCAN connections" not in plans[0], plans[0]

@@ -353,6 +353,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sync_states', schema=None) as batch_op:
         batch_op.create_index('ix_sync_states_due', ['next_run_at'], unique=False)
+        batch_op.create_index('ix_sync_states_running_lease', ['lease_until'], unique=False, sqlite_where=sa.text('running IS 1'), postgresql_where=sa.text('running IS true'))
         batch_op.create_index(batch_op.f('ix_sync_states_org_id'), ['org_id'], unique=False)
 
     op.create_table('participants',
@@ -406,6 +407,7 @@ def downgrade() -> None:
     op.drop_table('participants')
     with op.batch_alter_table('sync_states', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sync_states_org_id'))
+        batch_op.drop_index('ix_sync_states_running_lease', sqlite_where=sa.text('running IS 1'), postgresql_where=sa.text('running IS true'))
         batch_op.drop_index('ix_sync_states_due')
 
     op.drop_table('sync_states')
