@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     page_size: int = Field(default=500, ge=1, le=500)
     lease_seconds: int = Field(default=60, ge=5)
     poll_seconds: int = Field(default=300, ge=1)
+    start_on_connect: bool = True  # a connection starts syncing from the OAuth callback, not the next tick
     http_timeout: float = Field(default=30.0, gt=0)
     # Redis broker: how soon a dead worker's messages come back (heartbeat + maintenance pass); the worker
     # refuses settings that let them strand past ~15 s (Dramatiq's own defaults, 60 s and 0.1 %, take minutes)

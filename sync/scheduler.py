@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
@@ -23,16 +24,19 @@ def tick(rt: Runtime, now: datetime | None = None) -> tuple[int, int]:
     return _start_due(rt, now), reconcile(rt, now)
 
 
-def _start_due(rt: Runtime, now: datetime) -> int:
-    """Streams whose next poll time has come start a chain at their current version."""
+def _start_due(rt: Runtime, now: datetime, connection_ids: Sequence[int] | None = None) -> int:
+    """Streams whose next poll time has come (of these connections only, if given) start a chain."""
+    query = (
+        select(SyncState.id, SyncState.connection_id, SyncState.stream, SyncState.version)
+        .join(Connection, Connection.id == SyncState.connection_id)
+        .where(SyncState.next_run_at <= now, SyncState.running.is_(False), Connection.status == "active")
+        .order_by(SyncState.next_run_at)
+        .limit(BATCH)
+    )
+    if connection_ids is not None:
+        query = query.where(SyncState.connection_id.in_(connection_ids))
     with rt.writes.begin() as session:
-        due = session.execute(
-            select(SyncState.id, SyncState.connection_id, SyncState.stream, SyncState.version)
-            .join(Connection, Connection.id == SyncState.connection_id)
-            .where(SyncState.next_run_at <= now, SyncState.running.is_(False), Connection.status == "active")
-            .order_by(SyncState.next_run_at)
-            .limit(BATCH)
-        ).all()
+        due = session.execute(query).all()
         if due:
             session.execute(
                 update(SyncState)
@@ -106,6 +110,11 @@ def resend_running(rt: Runtime, now: datetime) -> int:
         )
         rt.send(connection_id, stream, version)
     return len(resent)
+
+
+def start_connections(rt: Runtime, connection_ids: Sequence[int]) -> int:
+    """Just-authorized connections start their due streams now: the rep's first data does not wait a tick."""
+    return _start_due(rt, rt.clock(), connection_ids) if connection_ids else 0
 
 
 @system_wide

@@ -4,6 +4,7 @@
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -41,11 +42,13 @@ from privacy.optout import NotAnIdentity, opt_out
 from privacy.optout_link import LinkRefused, confirm_opt_out, request_opt_out
 from sync.connections import activate, enabled_sources, scopes_of, sources_of
 from sync.runtime import Runtime
+from sync.scheduler import start_connections
 from tokens import signed
 from tokens.consent import ConsentError, begin_consent, complete_consent
 from tokens.vault import signing_key
 from web.ops import ops_router
 
+log = logging.getLogger("sxsync.web")
 CONSENT_COOKIE = "sxsync_consent"
 SESSION_PURPOSE = "connect-session"
 SESSION_TTL = 3600
@@ -301,6 +304,12 @@ def create_app(rt: Runtime) -> FastAPI:
             return page(request, 400, "This sign-in could not be completed", _consent_message(exc))
         with org_scope(result.org_id):
             connections = activate(rt, result)
+        if rt.settings.start_on_connect:
+            try:  # the first page now: a rep who just connected should not wait for the scheduler's tick
+                with org_scope(result.org_id):
+                    start_connections(rt, [c.id for c in connections])
+            except Exception:  # the broker is down: the scheduler starts them (or resends them) later
+                log.warning("could not start the new connections' first sync", exc_info=True)
         accounts = ", ".join(sorted({c.account for c in connections}))
         response = page(
             request,

@@ -95,6 +95,7 @@ def stack_settings(data_dir: Path, sandbox: Sandbox, port: int, **overrides: Any
         "public_url": f"http://127.0.0.1:{port}",
         "ca_bundle": sandbox.ca_path or "",
         "poll_seconds": 3600,
+        "start_on_connect": False,  # tests and the demo start syncs themselves (tick, `stack.sync`)
     }
     return Settings(**(values | overrides))
 

@@ -183,3 +183,32 @@ def test_the_stalled_chain_query_walks_running_streams_not_every_connection(tmp_
             event.remove(rt.engine, "before_cursor_execute", explain)
     assert len(plans) == 1, plans
     assert "USING INDEX ix_sync_states_running_lease" in plans[0] and "SCAN connections" not in plans[0], plans[0]
+
+
+def test_a_new_connection_starts_syncing_from_the_oauth_callback_not_the_next_tick(tmp_path: Path) -> None:
+    with running_stack(data_dir=tmp_path, world=small_world(), workers=0, start_on_connect=True) as stack:
+        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        jobs: list[Job] = []
+        stack.rt.enqueue = lambda c, s, v, _delay: jobs.append((c, s, v))
+        stack.connect(ORG, "alice@acme.test")
+        streams = sync_states(stack)
+        assert streams and all(s.running for s in streams)
+        assert sorted(jobs) == jobs_of(streams), "the callback did not send every new stream's first page"
+        assert tick(stack.rt, stack.rt.clock()) == (0, 0), "the tick started a stream the callback had started"
+
+
+def test_a_broker_down_at_the_callback_still_connects_and_the_chain_comes_back(tmp_path: Path) -> None:
+    with running_stack(data_dir=tmp_path, world=small_world(), workers=0, start_on_connect=True) as stack:
+        stack.seed_org(ORG, DOMAIN, MEMBERS)
+        jobs: list[Job] = []
+
+        def broker_down(c: int, s: str, v: int, _delay: float) -> None:
+            raise redis.ConnectionError("broker unreachable")
+
+        stack.rt.enqueue = broker_down
+        assert "is connected" in stack.connect(ORG, "alice@acme.test").text
+        stack.rt.enqueue = lambda c, s, v, _delay: jobs.append((c, s, v))
+        later = stack.rt.clock() + timedelta(seconds=stack.rt.settings.lease_seconds + 1)
+        streams = sync_states(stack)
+        assert tick(stack.rt, later) == (0, len(streams)), "the reconciler did not resend the unsent first pages"
+        assert sorted(jobs) == jobs_of(streams)
