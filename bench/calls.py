@@ -62,15 +62,15 @@ def rows(size: str) -> list[Row]:
             )
         )
     checked = [r for r in results if r.error is None]
-    over = [r for r in checked if r.incremental_calls > args.members]
+    over = [r for r in checked if r.incremental_calls > r.cursors]
     reread = ", ".join(f"{r.name} {r.incremental_records}" for r in checked if r.incremental_records)
     out.append(
         Row(
             "unchanged incremental run: calls per stream (1 per cursor)",
-            f"{len(checked) - len(over)} of {len(checked)} at 1",
+            f"{len(checked) - len(over)} of {len(checked)} at 1 per cursor",
             "1 per cursor",
             not over,
-            ", ".join(f"{r.name} {r.incremental_calls}" for r in over)
+            ", ".join(f"{r.name} {r.incremental_calls}/{r.cursors}" for r in over)
             + (f"; re-read records: {reread}" if reread else ""),
         )
     )

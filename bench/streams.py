@@ -138,8 +138,8 @@ def watch_start_minimum(s: Seen) -> int:
 
 
 def hubspot_owners_minimum(s: Seen) -> int:
-    # GET /crm/v3/owners at limit 500 (its ceiling), then the archived owners (one call at least)
-    return pages(s.records, 500) + 1
+    # GET /crm/v3/owners at limit 500 (its ceiling); no archived list: a full pass sweeps what it did not see
+    return pages(s.records, 500)
 
 
 def hubspot_search_minimum(s: Seen) -> int:
@@ -200,6 +200,16 @@ def minimum_of(source: str, stream: str) -> MinimumFn | None:
     return MINIMUMS.get(f"{source}/{stream}") or MINIMUMS.get(source)
 
 
+def provider_cursors(source: str, cursor: JSON) -> int:
+    """The provider cursors a stream's final cursor holds: the calls an unchanged incremental run needs.
+
+    Google Calendar keeps one sync token per calendar (events.list takes one calendarId; the API has no
+    change feed across calendars); every other stream follows one provider cursor."""
+    if source == "google_calendar":
+        return max(1, len(cursor.get("sync_tokens") or ()))
+    return 1
+
+
 # --------------------------------------------------------------------------------------------------
 # connector level
 # --------------------------------------------------------------------------------------------------
@@ -236,6 +246,7 @@ class StreamResult:
     minimum: int | None = 0
     waits: int = 0
     fetch_seconds: float = 0.0
+    cursors: int = 0  # provider cursors over the accounts (provider_cursors of each full pass's final cursor)
     incremental_calls: int = 0
     incremental_emulator_calls: int = 0
     incremental_records: int = 0
@@ -351,6 +362,7 @@ def connector_level(args: argparse.Namespace, world: World, sources: Sequence[st
                     result.pages += full.pages
                     result.waits += full.waits + incremental.waits
                     result.fetch_seconds += full.seconds
+                    result.cursors += provider_cursors(source, full.cursor)
                     result.incremental_calls += incremental.calls
                     result.incremental_emulator_calls += incremental.emulator_calls
                     result.incremental_records += incremental.records
@@ -440,7 +452,7 @@ def source_totals(stack: Any, source: str) -> tuple[int, int, int]:
 # the table
 # --------------------------------------------------------------------------------------------------
 
-HEAD = ("stream", "records", "calls", "calls/10k", "min/10k", "x min", "incremental calls", "e2e rec/s")
+HEAD = ("stream", "records", "calls", "calls/10k", "min/10k", "x min", "incremental calls/cursors", "e2e rec/s")
 
 
 def per_10k(calls: int, records: int) -> str:
@@ -454,7 +466,7 @@ def table_rows(results: Sequence[StreamResult]) -> list[tuple[str, ...]]:
             rows.append((r.name, "error", "", "", "", "", "", ""))
             continue
         ratio = f"{r.calls / r.minimum:.2f}" if r.minimum else "—"
-        incremental = f"{r.incremental_calls}"
+        incremental = f"{r.incremental_calls}/{r.cursors}"
         if r.incremental_records:
             incremental += f" ({r.incremental_records} rec)"
         e2e = f"{r.e2e_records_per_second:,.0f}" if r.e2e_records_per_second is not None else "—"

@@ -16,7 +16,14 @@ passes, and a record modified during the pass moves later in the walk instead of
 `results`, `read_associations`, `read_by_ids` and `map_contacts` also serve the companies stream
 (hubspot_companies), which re-sends contacts exactly as this module maps them.
 
-Cursor (JSON, stored verbatim):
+Each run re-reads the minute before the latest change seen (OVERLAP_MS: search indexes lag writes) and
+the archived list from five minutes before the last run's start (CLOCK_SKEW_MS). What those margins bring
+back unchanged - the same id with the same modification or archive time - was emitted by an earlier page
+and is left out (connectors.lookback): an unchanged portal costs one search and one archived-list call per
+stream, and no association read.
+
+Cursor (JSON, stored verbatim; every phase also carries "tail" and "gone", {id: MS} of what the margins
+will bring back, see connectors.lookback):
   {"v": 1, "phase": "scan", "full": F, "scan": {...Scan...}, "archived_since": MS}   walking
     (contacts add "companies": {...CompanyNames...} once a page has read company names)
   {"v": 1, "phase": "archived", "full": false, "scan": {...}, "archived_since": MS,
@@ -44,7 +51,8 @@ from connectors.hubspot_mapping import (
     text,
 )
 from connectors.hubspot_names import CompanyNames, renamed_since, resolve
-from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, is_number, record_id, step
+from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, is_number, modified_ms, record_id, step
+from connectors.lookback import Tail
 
 CURSOR_VERSION = 1
 OVERLAP_MS = 60_000  # search indexes lag writes by seconds: each run re-reads the minute before its start
@@ -92,10 +100,13 @@ class CrmCursor:
     archived_after: str | None = None
     archived_started: int | None = None
     companies: CompanyNames = field(default_factory=CompanyNames)  # contacts, while walking
+    tail: Tail = field(default_factory=Tail)  # records emitted within OVERLAP_MS of the walk's hwm
+    gone: Tail = field(default_factory=Tail)  # Deletions emitted, by archivedAt, within the archived window
 
     def to_json(self) -> JSON:
         out: JSON = {"v": CURSOR_VERSION, "phase": self.phase, "full": self.full, "scan": self.scan.to_json()}
         out["archived_since"] = self.archived_since
+        out["tail"], out["gone"] = self.tail.to_json(), self.gone.to_json()
         if self.phase == "scan" and not self.companies.empty:
             out["companies"] = self.companies.to_json()
         if self.phase == "archived":
@@ -120,6 +131,8 @@ class CrmCursor:
                 archived_after=None if raw.get("archived_after") is None else str(raw["archived_after"]),
                 archived_started=None if started is None else int(started),
                 companies=CompanyNames.from_json(raw.get("companies")),
+                tail=Tail.from_json(raw.get("tail")),
+                gone=Tail.from_json(raw.get("gone")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CursorExpired(f"hubspot cursor not understood: {exc!r}") from None
@@ -127,7 +140,7 @@ class CrmCursor:
     def next_run(self) -> CrmCursor:
         """A new incremental run: the walk resumes a little before the latest change seen."""
         start = Scan(anchor=max(0, self.scan.hwm - OVERLAP_MS), hwm=self.scan.hwm)
-        return CrmCursor("scan", False, start, self.archived_since)
+        return CrmCursor("scan", False, start, self.archived_since, tail=self.tail, gone=self.gone)
 
 
 def read_associations(
@@ -274,8 +287,11 @@ def _walk(
         if ended:
             break
     latest = {record_id(r): r for r in records}  # a record modified mid-page appears twice: keep its last form
+    stamps = {i: modified_ms(r, stream.modified) for i, r in latest.items()}
+    fresh = [r for i, r in latest.items() if not state.tail.emitted(i, stamps[i])]  # the lookback's re-reads out
+    tail = state.tail.add(stamps.items(), scan.hwm - OVERLAP_MS)
     pages_left = 1 if ended else max(1, -(-remaining // (searches * SEARCH_LIMIT)))
-    return Walked(list(latest.values()), ended, pages_left, first_ms), replace(state, scan=scan, archived_since=since)
+    return Walked(fresh, ended, pages_left, first_ms), replace(state, scan=scan, archived_since=since, tail=tail)
 
 
 def _scan_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor, ctx: FetchContext) -> Page:
@@ -301,6 +317,7 @@ def _archived_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCurs
     out = Mapped()
     after, started = state.archived_after, state.archived_started
     since = state.archived_since or 0
+    archived: dict[str, int | None] = {}
     what = f"hubspot {stream.object_type} archived list"
     for _ in range(max(1, ctx.page_size // ARCHIVED_PAGE)):
         reply = api.call(
@@ -313,17 +330,21 @@ def _archived_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCurs
             archived_at = epoch_ms(record.get("archivedAt"))
             rid = record_id(record)
             if rid and (archived_at is None or archived_at >= since):
-                out.observations.append(
-                    Deletion(SOURCE, rid if name == "contacts" else engagement_id(ENGAGEMENTS[name], rid))
-                )
+                archived[rid] = archived_at
+                if not state.gone.emitted(rid, archived_at):  # not the Deletion the last run's window sent
+                    out.observations.append(
+                        Deletion(SOURCE, rid if name == "contacts" else engagement_id(ENGAGEMENTS[name], rid))
+                    )
         token = ((reply.body.get("paging") or {}).get("next") or {}).get("after")
         if not token:
-            idle = replace(state, phase="idle", archived_since=started - CLOCK_SKEW_MS)
+            until = started - CLOCK_SKEW_MS
+            idle = replace(state, phase="idle", archived_since=until, gone=state.gone.add(archived.items(), until))
             return Page(out.observations, out.rejections, idle.to_json(), True, api.calls, False)
         if str(token) == after:
             raise ConnectorError(f"{what}: repeated page token {after!r}: refusing to loop")
         after = str(token)
-    cursor = replace(state, archived_after=after, archived_started=started)
+    gone = state.gone.add(archived.items(), since)
+    cursor = replace(state, archived_after=after, archived_started=started, gone=gone)
     return Page(out.observations, out.rejections, cursor.to_json(), False, api.calls, False)
 
 

@@ -113,7 +113,8 @@ class Step:
     ended: bool = False
 
 
-def _modified(record: Record, modified: str) -> int:
+def modified_ms(record: Record, modified: str) -> int:
+    """The record's modification time (epoch ms); a record without one is a provider error."""
     props = record.get("properties")
     value = epoch_ms(props.get(modified) if isinstance(props, Mapping) else None)
     if value is None:
@@ -122,7 +123,7 @@ def _modified(record: Record, modified: str) -> int:
 
 
 def _range_step(scan: Scan, results: Sequence[Record], modified: str, limit: int) -> Step:
-    times = [_modified(r, modified) for r in results]
+    times = [modified_ms(r, modified) for r in results]
     if any(b < a for a, b in pairwise(times)) or any(
         t < scan.anchor or (scan.strict and t == scan.anchor) for t in times
     ):
@@ -144,7 +145,7 @@ def _ties_step(scan: Scan, results: Sequence[Record], modified: str, limit: int)
     ids = [record_id(r) for r in results]
     numbers = [int(i) if is_number(i) else -1 for i in ids]
     floor = int(scan.ties_after) if scan.ties_after else -1
-    off_time = any(_modified(r, modified) != scan.anchor for r in results)
+    off_time = any(modified_ms(r, modified) != scan.anchor for r in results)
     if off_time or any(b <= a for a, b in pairwise([floor, *numbers])):
         raise ConnectorError("hubspot search: tie results out of id order, or not at the anchor time")
     fresh = [r for r in results if record_id(r) not in scan.seen]

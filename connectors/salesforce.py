@@ -8,9 +8,12 @@ only for calls and logged emails (salesforce_soql.TASK_FILTER): to-dos are never
 call or email still comes back (its subtype cannot change) to become a Deletion.
 
 Cursor, stored verbatim by the sync layer (times ISO 8601 UTC):
-  {"v": 1, "full": F, "started": S, "high": H, "next": U}
+  {"v": 1, "full": F, "started": S, "high": H, "next": U, "tail": {Id: MS}}
 F: the pass under way is a full pass; S: ctx.now when it began; H: the highest SystemModstamp seen
-(null before any row); U: the nextRecordsUrl of the page to fetch next (null: the pass is over).
+(null before any row); U: the nextRecordsUrl of the page to fetch next (null: the pass is over); tail:
+the rows emitted within the lookback of H, by SystemModstamp in epoch ms. A row the lookback brings back
+with the same SystemModstamp is the version already emitted and is left out (connectors.lookback), so an
+unchanged org costs one query per stream and emits nothing.
 A cursor whose pass began more than 14 days ago is `CursorExpired`: Salesforce keeps deleted rows in
 the Recycle Bin (queryAll, getDeleted) for 15 days, so older deletions may be gone unseen and only a
 full pass (whose end sweeps what it did not see) converges. An expired query locator resumes the same
@@ -29,12 +32,13 @@ re-emits the live contacts of those accounts, so a renamed company reaches its c
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import JSON, ConnectorError, CursorExpired, FetchContext, Page, PersonObservation, owned_by
 from connectors.emails import InvalidAddress, normalize_email
+from connectors.lookback import Tail
 from connectors.salesforce_api import BATCH_SIZE, LocatorExpired, SalesforceApi, next_url, open_api, records
 from connectors.salesforce_mapping import Mapped, map_event, map_person, map_task, parse_datetime, text
 from connectors.salesforce_soql import by_ids, contacts_of_accounts, newest_account, stream_query
@@ -49,6 +53,7 @@ LOOKBACK = timedelta(minutes=5)
 CURSOR_MAX_AGE = timedelta(days=14)  # one day inside the Recycle Bin's 15
 ACCOUNT_BATCH = 200  # changed accounts per page: each page also reads their contacts
 ID_CHUNK = 200  # ids per `Id IN (...)` query, well inside the URL length limit
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PERSON_KINDS = {"users": "user", "contacts": "contact", "leads": "lead"}
 
 
@@ -60,6 +65,7 @@ class Cursor:
     started: datetime
     high: datetime | None
     next: str | None
+    tail: Tail = field(default_factory=Tail)
 
     def to_json(self) -> JSON:
         """The stored form (plain JSON types only)."""
@@ -69,6 +75,7 @@ class Cursor:
             "started": self.started.isoformat(),
             "high": self.high.isoformat() if self.high is not None else None,
             "next": self.next,
+            "tail": self.tail.to_json(),
         }
 
     @classmethod
@@ -86,7 +93,7 @@ class Cursor:
                 raise ValueError("unknown cursor shape")
         except (KeyError, TypeError, ValueError) as exc:
             raise CursorExpired(f"salesforce cursor not understood: {exc}") from None
-        return cls(raw["full"], _aware(started), _aware(high) if high else None, nxt)
+        return cls(raw["full"], _aware(started), _aware(high) if high else None, nxt, Tail.from_json(raw.get("tail")))
 
 
 def _aware(when: datetime) -> datetime:
@@ -166,8 +173,21 @@ def _next_state(stream: str, cursor: JSON | None, now: datetime) -> Cursor:
             f"salesforce {stream} cursor from {state.started.isoformat()} is older than the Recycle Bin keeps deletions"
         )
     if state.next is None:  # caught up: a new incremental pass begins now
-        return Cursor(False, now, state.high, None)
+        return Cursor(False, now, state.high, None, state.tail)
     return state
+
+
+def _stamp_ms(row: JSON) -> int | None:
+    stamp = parse_datetime(row.get("SystemModstamp"))
+    return None if stamp is None else (stamp - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _fresh(state: Cursor, rows: list[JSON], high: datetime | None) -> tuple[list[JSON], Tail]:
+    """The rows not emitted already (the lookback's re-reads left out), and the tail up to `high` after them."""
+    stamps = [(text(r, "Id") or "", _stamp_ms(r)) for r in rows]
+    fresh = [r for r, (i, s) in zip(rows, stamps, strict=True) if not state.tail.emitted(i, s)]
+    floor = high - LOOKBACK - timedelta(seconds=1) if high is not None else _EPOCH  # queries bound to the second
+    return fresh, state.tail.add(stamps, (floor - _EPOCH) // timedelta(milliseconds=1))
 
 
 def _newer(row: JSON, high: datetime | None) -> bool:
@@ -198,19 +218,21 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
     accounts = stream == "accounts"
     page = _first_page(api, stream, state, BATCH_SIZE if not accounts or state.full else ACCOUNT_BATCH)
     rows = records(page)
+    high, tail = _high(state.high, rows), state.tail
     if accounts:
         out = _accounts_rows(api, state, rows)
         out.observations = owned_by("contacts", out.observations)
     else:
-        out = _map(stream, rows)
+        fresh, tail = _fresh(state, rows, high)
+        out = _map(stream, fresh)
         if stream in ("contacts", "leads"):
-            _apply_merges(api, stream, rows, out)
+            _apply_merges(api, stream, fresh, out)
     url = next_url(page, f"salesforce {stream} query")
     if url is not None and url == state.next:
         raise ConnectorError(f"salesforce {stream}: the server repeated nextRecordsUrl {url}")
     if accounts and state.full:
         url = None  # the opening query only finds where to start watching
-    after = Cursor(state.full, state.started, _high(state.high, rows), url)
+    after = Cursor(state.full, state.started, high, url, tail)
     full_resync = state.full and not accounts
     return Page(out.observations, out.rejections, after.to_json(), url is None, api.calls, full_resync)
 

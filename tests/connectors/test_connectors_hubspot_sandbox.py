@@ -290,16 +290,33 @@ def test_a_company_renamed_during_the_pass_reaches_contacts_sent_before(sb: Sand
     assert calls["associations"] == 1 and calls["batch_read"] == 1  # the renamed company's contacts
 
 
-def test_owners_are_user_records_and_the_archived_one_a_deletion(sb: Sandbox) -> None:
-    pages = run("owners", ctx_for(sb))
+def test_owners_are_user_records_listed_in_one_call_and_archived_ones_left_to_the_sweep(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    sb.hubspot.reset_stats()
+    pages = run("owners", ctx)
     with sb.hubspot.lock:
         owners = dict(sb.hubspot.portal.owners)
     users = [o for p in pages for o in p.observations if isinstance(o, PersonObservation)]
     assert {u.emails for u in users} == {(o.email,) for o in owners.values() if not o.archived}
     assert {u.kind for u in users} == {"user"}
-    assert observed(pages, Deletion) == [f"owner:{o.id}" for o in owners.values() if o.archived]
-    again = run("owners", ctx_for(sb), pages[-1].cursor)
-    assert not any(p.full_resync for p in again) and len(observed(again, PersonObservation)) == len(users)
+    assert observed(pages, Deletion) == []  # a full pass: its end sweeps what it did not see
+    assert all(p.full_resync for p in pages) and requests_made(sb) == 1
+
+
+def test_an_unchanged_owner_is_not_sent_again_and_a_vanished_one_is_a_deletion(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    done = run("owners", ctx)[-1].cursor
+    sb.hubspot.reset_stats()
+    quiet = run("owners", ctx, done)
+    assert [p.observations for p in quiet] == [[]] and requests_made(sb) == 1
+    with sb.hubspot.lock:
+        live_owners = sorted(i for i, o in sb.hubspot.portal.owners.items() if not o.archived)
+        sb.hubspot.portal.owners[live_owners[0]].archived = True
+        sb.hubspot.portal.owners[live_owners[1]].last_name = "Renamed"
+    again = run("owners", ctx, quiet[-1].cursor)
+    assert not any(p.full_resync for p in again)
+    assert observed(again, Deletion) == [f"owner:{live_owners[0]}"]
+    assert observed(again, PersonObservation) == [f"owner:{live_owners[1]}"]
 
 
 def test_logged_emails_share_the_mailbox_message_id(sb: Sandbox, world: World) -> None:
@@ -351,9 +368,27 @@ def test_incremental_contacts_after_create_update_archive_merge(sb: Sandbox) -> 
     with sb.hubspot.lock:
         others = [sb.hubspot.portal.records["contacts"][int(i)] for i in people if int(i) not in (made.id, *ids[:4])]
     assert all(r.updated_ms >= hwm - OVERLAP_MS for r in others)  # only the re-read minute besides
-    quiet = run("contacts", ctx, pages[-1].cursor)  # nothing new: at most the overlaps are read again
-    assert set(observed(quiet, Deletion)) <= set(observed(pages, Deletion))
-    assert set(observed(quiet, PersonObservation)) <= set(people)
+    quiet = run("contacts", ctx, pages[-1].cursor)  # nothing new: the overlaps bring back only what was sent
+    assert [o for p in quiet for o in p.observations] == []
+
+
+def test_an_unchanged_engagement_stream_costs_a_search_and_an_archived_list(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    done = run("calls", ctx)[-1].cursor
+    sb.hubspot.reset_stats()
+    quiet = run("calls", ctx, done)
+    assert [o for p in quiet for o in p.observations] == []
+    assert sb.hubspot.stats_snapshot()["calls"] == {"search": 1, "list": 1}  # no association read
+    with sb.hubspot.lock:
+        newest = max(live(sb, "calls").values(), key=lambda r: (r.updated_ms, r.id))
+        sb.hubspot.store.update("calls", newest.id, {"hs_call_title": "Again"})  # inside the re-read minute
+        gone = sb.hubspot.store.archive("calls", sorted(live(sb, "calls"))[0])
+        late = sorted(live(sb, "calls"))[1]  # a change the index showed late: stamped inside the re-read minute
+        sb.hubspot.store.set_modified("calls", [late], done["scan"]["hwm"] - OVERLAP_MS // 2)
+    changed = run("calls", ctx, quiet[-1].cursor)
+    assert sorted(observed(changed, ActivityObservation)) == sorted([f"call:{newest.id}", f"call:{late}"])
+    assert observed(changed, Deletion) == [f"call:{gone.id}"]
+    assert [o for p in run("calls", ctx, changed[-1].cursor) for o in p.observations] == []
 
 
 def test_incremental_engagements_see_new_changed_cancelled_and_archived(sb: Sandbox) -> None:

@@ -266,8 +266,11 @@ def test_incremental_after_create_update_delete(sb: Sandbox) -> None:
     assert people[new].emails == ("nia.obi@initech.test",) and people[new].name == "Nia Obi"
     assert "+1 415 555 0199" in people[old].phones
     assert [d.external_id for d in of_type(pages, Deletion)] == [gone]
-    quiet = run_pass("contacts", ctx, pages[-1].cursor)  # only the 5-minute lookback, read again harmlessly
-    assert quiet[0].done and {o.external_id for o in quiet[0].observations} <= {new, old, gone}
+    quiet = run_pass("contacts", ctx, pages[-1].cursor)  # the 5-minute lookback brings back only what was sent
+    assert quiet[0].done and quiet[0].api_calls == 1 and quiet[0].observations == []
+    state.update(new, {"Phone": "+1 415 555 0100"})  # changed again inside the lookback: a new SystemModstamp
+    again = run_pass("contacts", ctx, quiet[-1].cursor)
+    assert [o.external_id for o in again[0].observations] == [new]
 
 
 def test_merge_deletes_the_loser_and_names_it_on_the_winner(sb: Sandbox) -> None:
