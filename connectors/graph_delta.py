@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.base import JSON, ConnectorError, CursorExpired
+from connectors.base import JSON, ConnectorError, CursorExpired, Rejection
 from connectors.graph_http import MAX_PAGE_SIZE, GraphClient
 
 PREFER = f'odata.maxpagesize={MAX_PAGE_SIZE}, IdType="ImmutableId"'  # ids survive moves between folders
@@ -28,6 +28,27 @@ class DeltaPage:
     cursor: JSON
     done: bool
     full_resync: bool
+    malformed: list[str]  # what was wrong with each entry that is neither an item nor a removal
+
+    def rejected(self, source: str) -> list[Rejection]:
+        """The malformed entries as the source's rejections: recorded with their reason, never dropped silently."""
+        return [Rejection(source, "", "no_id", detail) for detail in self.malformed]
+
+
+def split_entries(value: list[Any], what: str) -> tuple[list[JSON], list[str], list[str]]:
+    """A delta answer's entries as (items, removed ids, malformed entries described)."""
+    items, removed, malformed = [], [], []
+    for n, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            malformed.append(f"{what}: entry {n} is a {type(entry).__name__}, not an object")
+        elif not isinstance(entry.get("id"), str) or not entry["id"]:
+            kind = "removed entry" if "@removed" in entry else "item"
+            malformed.append(f"{what}: {kind} {n} has no id (keys: {', '.join(sorted(map(str, entry))[:8])})")
+        elif "@removed" in entry:
+            removed.append(entry["id"])
+        else:
+            items.append(entry)
+    return items, removed, malformed
 
 
 def check_cursor(cursor: JSON | None, what: str) -> None:
@@ -53,16 +74,17 @@ def fetch_delta(
     value = answer.get("value")
     if not isinstance(value, list):
         raise ConnectorError(f"{what}: the answer has no value list")
-    items = [i for i in value if isinstance(i, dict) and isinstance(i.get("id"), str) and "@removed" not in i]
-    removed = [str(i["id"]) for i in value if isinstance(i, dict) and "@removed" in i and i.get("id")]
+    items, removed, malformed = split_entries(value, what)
     next_link, delta_link = answer.get("@odata.nextLink"), answer.get("@odata.deltaLink")
     extra: dict[str, Any] = dict(keep or {})
     if isinstance(next_link, str) and next_link:
         if next_link == requested:
             raise ConnectorError(f"{what}: Graph returned the same nextLink again (a paging loop)")
         client.url(next_link)  # refuses a link to another origin
-        return DeltaPage(items, removed, {**extra, "phase": phase, "link": next_link}, False, phase == "full")
+        next_cursor = {**extra, "phase": phase, "link": next_link}
+        return DeltaPage(items, removed, next_cursor, False, phase == "full", malformed)
     if not isinstance(delta_link, str) or not delta_link:
         raise ConnectorError(f"{what}: the answer has neither @odata.nextLink nor @odata.deltaLink")
     client.url(delta_link)
-    return DeltaPage(items, removed, {**extra, "phase": "incremental", "link": delta_link}, True, phase == "full")
+    caught_up = {**extra, "phase": "incremental", "link": delta_link}
+    return DeltaPage(items, removed, caught_up, True, phase == "full", malformed)

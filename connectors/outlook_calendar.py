@@ -188,7 +188,7 @@ def _again(client: GraphClient, cursor: JSON | None, ctx: FetchContext, keep: JS
 def _mapped(delta: DeltaPage, masters: dict[str, str], cache: dict[str, str], calls: int) -> Page:
     """The whole page mapped, each occurrence keyed by its master's iCalUId when it could be read."""
     observations: list[Observation] = [Deletion(SOURCE, i) for i in delta.removed]
-    rejections: list[Rejection] = []
+    rejections: list[Rejection] = delta.rejected(SOURCE)
     for event in delta.items:
         observation, rejected = map_event(event, masters)
         if observation is not None:

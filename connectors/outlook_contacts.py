@@ -80,7 +80,7 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
     finally:
         client.close()
     observations: list[Observation] = [Deletion(name, i) for i in delta.removed]
-    rejections: list[Rejection] = []
+    rejections: list[Rejection] = delta.rejected(name)
     for contact in delta.items:
         person, rejected = map_contact(contact)
         observations.append(person)

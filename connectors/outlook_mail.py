@@ -40,7 +40,7 @@ def fetch_page(stream: str, cursor: JSON | None, ctx: FetchContext) -> Page:
     finally:
         client.close()
     observations: list[Observation] = [Deletion(SOURCE, f"{stream}:{i}") for i in delta.removed]
-    rejections: list[Rejection] = []
+    rejections: list[Rejection] = delta.rejected(SOURCE)
     for message in delta.items:
         observation, rejected = map_message(f"{stream}:{message['id']}", message)
         if observation is not None:
