@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tzlocal.windows_tz import win_tz
+
 
 def parse_date_header(value: str | None) -> datetime | None:
     """RFC 5322 date to UTC; a date without zone (-0000) is taken as UTC; unparseable gives None."""
@@ -21,7 +23,8 @@ def parse_date_header(value: str | None) -> datetime | None:
 
 
 def named_zone(name: object) -> ZoneInfo | None:
-    """The IANA zone a provider names ("Europe/Berlin"), or None for anything else.
+    """The zone a provider names, IANA ("Europe/Berlin") or Windows ("W. Europe Standard Time", which
+    Graph's dateTimeTimeZone may carry), or None for anything else.
 
     ZoneInfo reads files: a name that is a directory ("Europe") or too long for a path raises OSError,
     not ZoneInfoNotFoundError, so every lookup goes through here.
@@ -29,6 +32,6 @@ def named_zone(name: object) -> ZoneInfo | None:
     if not isinstance(name, str) or not name:
         return None
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(win_tz.get(name, name))
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return None

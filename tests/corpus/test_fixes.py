@@ -115,3 +115,11 @@ def test_digit_like_hubspot_company_ids_are_skipped_and_tie_run_ids_refused_not_
     tied = [{"id": i, "properties": {"lastmodifieddate": "1000"}} for i in ("5", "²")]
     with pytest.raises(ConnectorError, match="out of id order"):  # a search answer that breaks the walk's order
         step(Scan(anchor=1000, ties_after=""), lambda query: tied, "lastmodifieddate", ())
+
+
+def test_a_windows_zone_name_from_graph_is_read_as_its_iana_zone() -> None:
+    pacific = {"dateTime": "2026-03-02T10:00:00.0000000", "timeZone": "Pacific Standard Time"}
+    assert outlook_event_time(pacific) == datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+    berlin = {"dateTime": "2026-07-02T10:00:00.0000000", "timeZone": "W. Europe Standard Time"}
+    assert outlook_event_time(berlin) == datetime(2026, 7, 2, 8, 0, tzinfo=UTC)  # summer time
+    assert named_zone("Not A Real Standard Time") is None
