@@ -38,4 +38,4 @@ bench: setup services ## the benchmark suite (issue 8): one table of measure, fi
 	$(PY) -m bench.suite $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .sxsync .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers .sxsync .pytest_cache .mypy_cache .ruff_cache
