@@ -36,6 +36,7 @@ def redis_url() -> Iterator[str]:
     yield from redis_database(8)
 
 
+@pytest.mark.timeout(STORM_SECONDS + 420)  # the storm, then up to 300 s to finish, and the stack around it
 def test_a_throttle_storm_is_waited_out_without_an_early_request_and_the_store_equals_a_clean_run(
     tmp_path: Path, pg_url: str, redis_url: str, reference: dict[tuple[str, ...], Keys], scenario: Scenario
 ) -> None:
