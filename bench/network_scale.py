@@ -11,7 +11,8 @@ DESIGN.md / issue 4 ("Tests and measure"): an incremental sync of 100 new activi
    network holds N active contacts). The build is timed separately;
 2. measures `--repeats` incremental pages (default 3, each different) of 100 new activities — half
    from new people, half from existing contacts — plus 3 address-book records, each tying two
-   existing contacts (a merge), as ONE `ingest_page` call in one transaction on alice's connection:
+   existing contacts (a merge), as ONE `ingest_page` call in one transaction on alice's connection
+   (the same pages at every size: which contacts a page names decides how far the identity walk goes):
    wall time, thread CPU time, SQL statements executed and rows written (`cursor.rowcount` summed
    over INSERT/UPDATE/DELETE, counted with SQLAlchemy's `before/after_cursor_execute` events), and
    the contacts republished in the feed (`IngestStats.contacts_published`).
@@ -152,17 +153,23 @@ def build_pages(n: int) -> Iterator[tuple[int, list[Any]]]:
         yield member, obs
 
 
-def incremental_page(n: int, rep: int, args: argparse.Namespace, rng: random.Random) -> list[Any]:
-    """`args.new` new activities to alice, half from new people, half from existing ones, + ties."""
+def incremental_page(rep: int, args: argparse.Namespace, rng: random.Random) -> list[Any]:
+    """`args.new` new activities to alice, half from new people, half from existing ones, + ties.
+
+    The same pages for every size: the existing people are drawn from those the smallest network
+    holds too, and the new ones from beyond the largest, so sizes differ only in the network around.
+    """
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    smallest, largest = min(sizes), max(sizes)
     obs: list[Any] = []
     fresh = args.new // 2
     for k in range(fresh):
-        i = n + rep * args.new + k  # nobody the network has seen
+        i = largest + rep * args.new + k  # nobody the network has seen
         obs.append(mail(f"r{rep}n{k}", work(i), MEMBERS[0], f"Person {i}", 0.5))
-    for k, i in enumerate(rng.sample(range(n), args.new - fresh)):
+    for k, i in enumerate(rng.sample(range(smallest), args.new - fresh)):
         obs.append(mail(f"r{rep}e{k}", work(i), MEMBERS[0], None, 0.5))
     for k in range(args.ties):  # two existing contacts (never tied before) become one person
-        a, b = rng.sample([i for i in rng.sample(range(n), 20) if i % TIE_EVERY], 2)
+        a, b = rng.sample([i for i in rng.sample(range(smallest), 20) if i % TIE_EVERY], 2)
         obs.append(tie(f"people/r{rep}t{k}", f"Person {a}", work(a), work(b)))
     return obs
 
@@ -224,7 +231,7 @@ def run_size(args: argparse.Namespace, base: Path, n: int) -> dict[str, Any]:
         rng = random.Random(args.seed)
         runs = []
         for rep in range(args.repeats):
-            page = incremental_page(n, rep, args, rng)
+            page = incremental_page(rep, args, rng)
             counter.reset()
             counter.on = True
             w0, c0 = time.perf_counter(), time.thread_time()

@@ -29,6 +29,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("first_data", "time to first data vs the quota-imposed minimum"),
     ("scheduler", "scheduler tick over 10,000 connections"),
     ("network", "incremental page into a 10x larger network"),
+    ("ingest_cpu", "normalize + store alone vs raw inserts (SQLite, PostgreSQL)"),
     ("peers", "tap-hubspot vs ours on the same HubSpot emulator"),
     ("queue_overhead", "queue overhead: messages per page, queue CPU vs per-record CPU"),
     ("quota", "quota use during a backfill, throttled responses"),

@@ -1,11 +1,11 @@
-"""Small store primitives shared by writers: the org lock, insert-or-ignore, feed publishing."""
+"""Small store primitives shared by writers: the org lock, bulk writes, insert-or-ignore, feed publishing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,12 +22,60 @@ def lock_org(session: Session, org_id: int) -> int:
 
 
 def bulk_insert(table: type[Base]) -> Insert:
-    """An ORM bulk INSERT that sends every row's None as NULL, so all rows share one multi-row statement.
+    """A Core INSERT of the mapped table, for an executemany of dict rows that all carry the same keys.
 
-    The ORM drops None-valued keys by default; rows whose None columns differ (noise, names, refs) then
-    split into a statement per run of alike rows: 500 rows cost ~100 statements instead of one.
+    Core, not the ORM's bulk INSERT: the ORM re-collects every row through its unit-of-work machinery
+    (about half the CPU of a page's inserts) and splits rows whose None columns differ into separate
+    statements; Core binds the rows as given, in one executemany. Rows whose ids the caller needs:
+    `insert_with_ids`.
     """
-    return insert(table).execution_options(render_nulls=True)
+    return insert(cast(Table, table.__table__))
+
+
+def insert_with_ids(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert rows (all with the same keys) and return their new ids, in the rows' order.
+
+    PostgreSQL: the ids come from the table's sequence in one query and the rows go in a plain executemany,
+    half the CPU of INSERT … RETURNING, whose batches bind every row's parameters by name. SQLite: RETURNING
+    (cheap there); one multi-row INSERT numbers its rows in order, under the database's write lock.
+    """
+    if not rows:
+        return []
+    core = cast(Table, table.__table__)
+    if session.get_bind().dialect.name != "postgresql":
+        return sorted(session.execute(insert(core).returning(core.c.id), list(rows)).scalars())
+    draw = select(func.nextval(func.pg_get_serial_sequence(core.name, "id")))
+    ids = sorted(session.execute(draw.select_from(func.generate_series(1, len(rows)))).scalars())
+    session.execute(insert(core), [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    return ids
+
+
+def bulk_update(
+    session: Session, table: type[Base], rows: Sequence[dict[str, Any]], by: Sequence[str] = ("id",)
+) -> None:
+    """Per row, UPDATE where its `by` columns match, setting its other columns: one Core executemany.
+
+    Every row carries the same keys.
+    """
+    if not rows:
+        return
+    core = cast(Table, table.__table__)
+    columns = [c for c in rows[0] if c not in by]
+    stmt = (
+        update(core)
+        .where(*(core.c[c] == bindparam("w_" + c) for c in by))
+        .values({c: bindparam("v_" + c) for c in columns})
+    )
+    session.execute(stmt, [{("w_" if c in by else "v_") + c: v for c, v in row.items()} for row in rows])
+
+
+def bulk_delete(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Per row, DELETE where all its columns match: one Core executemany (every row carries the same keys)."""
+    if not rows:
+        return
+    core = cast(Table, table.__table__)
+    stmt = delete(core).where(*(core.c[c] == bindparam("w_" + c) for c in rows[0]))
+    session.execute(stmt, [{"w_" + c: v for c, v in row.items()} for row in rows])
 
 
 def insert_ignore(session: Session, table: type[Base], rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
@@ -46,6 +94,6 @@ def publish_contacts(session: Session, org_id: int, contact_ids: Iterable[int]) 
     if not ids:
         return 0
     seq = lock_org(session, org_id)
-    session.execute(update(Contact), [{"id": cid, "feed_seq": seq + n} for n, cid in enumerate(ids, start=1)])
+    bulk_update(session, Contact, [{"id": cid, "feed_seq": seq + n} for n, cid in enumerate(ids, start=1)])
     session.execute(update(Org).where(Org.id == org_id).values(feed_seq=seq + len(ids)))
     return len(ids)

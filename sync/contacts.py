@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.store import bulk_insert
+from models.store import bulk_update, insert_with_ids
 from models.tables import Contact, Identity, Participant, PersonRecord
-from sync.freemail import company_domain
 from sync.identity import email_key, is_user_ref, ref_key, split_key
 from sync.interactions import OrgView
-from sync.resolve import chunks, resolve
+from sync.resolve import Known, Prior, chunks, domain_of, identity_rows, resolve
 
 RECORD_NAME_RANK = 2  # address-book and CRM names win over mail headers
 MAIL_NAME_RANK = 1
@@ -35,12 +34,21 @@ class ContactBook:
         self.org = org
         self.org_id = org_id
         self.wanted: set[str] = set()
+        self.vouched: set[str] = set()  # wanted keys whose evidence the settle itself just derived
         self.suspects: set[str] = set()
         self.created: set[int] = set()
+        self.identities: dict[str, Known] = {}  # identity rows `ensure` read or wrote
 
-    def want(self, keys: Iterable[str]) -> None:
-        """These keys are external people of a non-noise activity, or carried by a person record."""
-        self.wanted.update(k for k in keys if self._external(k))
+    def want(self, keys: Iterable[str], *, vouched: bool = False) -> None:
+        """These keys are external people of a non-noise activity, or carried by a person record.
+
+        `vouched`: the activities they come from are re-derived and kept by this very settle, so the
+        re-partition need not query their evidence (a record may still be deleted later in its page).
+        """
+        external = {k for k in keys if self._external(k)}
+        self.wanted |= external
+        if vouched:
+            self.vouched |= external
 
     def suspect(self, keys: Iterable[str]) -> None:
         """These keys lost or may have lost evidence or ties (the org's own people are never contacts)."""
@@ -63,69 +71,35 @@ class ContactBook:
 
     def ensure(self, keys: set[str]) -> dict[str, int]:
         """The identity id of each key, creating a one-identity contact for new ones (settled later)."""
-        found = self._identity_ids(sorted(keys))
+        self.identities.update(identity_rows(self.session, self.org_id, keys))
+        found = {key: self.identities[key].id for key in keys if key in self.identities}
         missing = sorted(k for k in keys if k not in found)
         if missing:
-            created = (
-                self.session.execute(
-                    bulk_insert(Contact).returning(Contact.id),
-                    [{"org_id": self.org_id, "company_domain": _domain_of([k])} for k in missing],
-                )
-                .scalars()
-                .all()
+            created = insert_with_ids(
+                self.session, Contact, [{"org_id": self.org_id, "company_domain": domain_of([k])} for k in missing]
             )
             self.created.update(created)
             rows = [
-                {
-                    "org_id": self.org_id,
-                    "kind": split_key(k)[0],
-                    "value": split_key(k)[1],
-                    "contact_id": c,
-                    "origin_contact_id": c,
-                }
-                for k, c in zip(missing, sorted(created), strict=True)
+                {"org_id": self.org_id, "kind": kind, "value": value, "contact_id": c, "origin_contact_id": c}
+                for (kind, value), c in zip(map(split_key, missing), created, strict=True)
             ]
-            self.session.execute(bulk_insert(Identity), rows)
-            found.update(self._identity_ids(missing))
+            ids = insert_with_ids(self.session, Identity, rows)
+            self.identities.update((k, Known(i, c, c)) for k, i, c in zip(missing, ids, created, strict=True))
+            found.update(zip(missing, ids, strict=True))
         return found
 
-    def _identity_ids(self, keys: list[str]) -> dict[str, int]:
-        """Existing identities of this org, by key."""
-        found: dict[str, int] = {}
-        by_kind: dict[str, list[str]] = defaultdict(list)
-        for key in keys:
-            kind, value = split_key(key)
-            by_kind[kind].append(value)
-        for kind, values in by_kind.items():
-            for batch in chunks(values):
-                for value, ident_id in self.session.execute(
-                    select(Identity.value, Identity.id).where(
-                        Identity.org_id == self.org_id, Identity.kind == kind, Identity.value.in_(batch)
-                    )
-                ):
-                    found[f"{kind}:{value}"] = ident_id
-        return found
+    def settle(self) -> tuple[set[int], set[int]]:
+        """Re-partition around every touched key, then refresh names and companies.
 
-    def settle(self) -> set[int]:
-        """Re-partition around every touched key, then refresh names and companies; return changed contacts."""
-        touched = self.wanted | self.suspects
-        changed = resolve(self.session, self.org_id, touched, self.created)
-        changed |= self.created
-        around = self._contacts_of(touched) | changed
+        Returns (moved, changed): the contacts whose identities moved (merge, split, retirement: their
+        ties are rebuilt) and every contact that changed (to publish), new or renamed ones included.
+        """
+        prior = Prior(self.vouched, self.identities, frozenset(self.created))
+        resolved = resolve(self.session, self.org_id, self.wanted | self.suspects, self.created, prior)
+        changed = resolved.changed | self.created
+        around = set(resolved.contact_of.values()) | changed
         changed |= self._refresh(around)
-        return changed
-
-    def _contacts_of(self, keys: set[str]) -> set[int]:
-        """The current contacts of these keys."""
-        return (
-            set(
-                self.session.execute(
-                    select(Identity.contact_id).where(Identity.id.in_(list(self._identity_ids(sorted(keys)).values())))
-                ).scalars()
-            )
-            if keys
-            else set()
-        )
+        return resolved.changed, changed
 
     def _refresh(self, contact_ids: set[int]) -> set[int]:
         """Name (records first, then the most frequent mail name; ties: smallest), company domain and name."""
@@ -175,27 +149,27 @@ class ContactBook:
         )
         changed: set[int] = set()
         rows = []
-        for contact in self.session.execute(select(Contact).where(Contact.id.in_(contact_ids))).scalars():
-            if contact.status != "active":
-                continue
-            name, rank = _best(record_names.get(contact.id)), RECORD_NAME_RANK
+        stored = select(Contact.id, Contact.name, Contact.company_domain, Contact.company).where(
+            Contact.id.in_(contact_ids), Contact.status == "active"
+        )
+        for contact_id, *before in self.session.execute(stored):
+            name, rank = _best(record_names.get(contact_id)), RECORD_NAME_RANK
             if name is None:
-                name, rank = _best(mail_names.get(contact.id)), MAIL_NAME_RANK
-            domain = _domain_of([email_key(e) for e in emails[contact.id]])
-            company = _best(companies.get(contact.id))  # each CRM record counts once per connection holding it
-            if (contact.name, contact.company_domain, contact.company) != (name, domain, company):
+                name, rank = _best(mail_names.get(contact_id)), MAIL_NAME_RANK
+            domain = domain_of([email_key(e) for e in emails[contact_id]])
+            company = _best(companies.get(contact_id))  # each CRM record counts once per connection holding it
+            if before != [name, domain, company]:
                 rows.append(
                     {
-                        "id": contact.id,
+                        "id": contact_id,
                         "name": name,
                         "name_rank": rank if name else 0,
                         "company_domain": domain,
                         "company": company,
                     }
                 )
-                changed.add(contact.id)
-        if rows:
-            self.session.execute(update(Contact), rows)  # ORM bulk UPDATE by primary key: one executemany
+                changed.add(contact_id)
+        bulk_update(self.session, Contact, rows)
         return changed
 
     def _counted(self, query: object, owners: dict[int, list[str]]) -> dict[int, Counter[str]]:
@@ -215,9 +189,3 @@ def _best(names: Counter[str] | None) -> str | None:
     if not names:
         return None
     return min(names.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-
-
-def _domain_of(keys: list[str]) -> str | None:
-    """The first non-free-mail domain among the keys' addresses (sorted), if any."""
-    emails = sorted(split_key(k)[1] for k in keys if k.startswith("email:"))
-    return next((d for d in (company_domain(e) for e in emails) if d), None)

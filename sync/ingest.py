@@ -15,8 +15,17 @@ from sqlalchemy.orm import Session
 
 from connectors.base import ActivityObservation, Deletion, Observation, PersonObservation, Rejection
 from models.policy import StrengthPolicy
-from models.store import bulk_insert, insert_ignore, lock_org, publish_contacts
+from models.store import (
+    bulk_delete,
+    bulk_insert,
+    bulk_update,
+    insert_ignore,
+    insert_with_ids,
+    lock_org,
+    publish_contacts,
+)
 from models.tables import Activity, Connection, Interaction, Member, Org, Participant, Rejected, Sighting
+from sync.activity_rows import ActivityRows, Stored, Written, activity_rows
 from sync.contacts import ContactBook
 from sync.identity import email_key, is_user_ref, ref_key
 from sync.interactions import OrgView, UnionParticipant, derive, union
@@ -91,14 +100,17 @@ def ingest_page(
     people = [o for o in observations if isinstance(o, PersonObservation)]
     deletions = [o for o in observations if isinstance(o, Deletion)]
     book = ContactBook(session, target.org, target.org_id)
-    touched = _upsert_copies(session, target, activities, stats, book)
+    written = Written()
+    touched = _upsert_copies(session, target, activities, stats, book, written)
     new, changed, phone_rejections = upsert_records(session, target.records, people, book)
     stats.new += new
     stats.changed += changed
     if deletions:
-        touched |= _delete_copies(session, target, deletions, stats, book)
+        removed = _delete_copies(session, target, deletions, stats, book)
+        written.forget(removed)
+        touched |= removed
         stats.deleted += delete_records(session, target.connection_id, deletions, book)
-    _settle(session, target, touched, book, now, stats)
+    _settle(session, target, touched, book, now, stats, written)
     stats.rejected = _record_rejections(session, target, [*rejections, *phone_rejections])
     return stats
 
@@ -112,15 +124,21 @@ def settle_after_purge(
 
 
 def _settle(
-    session: Session, target: IngestTarget, activities: set[int], book: ContactBook, now: datetime, stats: IngestStats
+    session: Session,
+    target: IngestTarget,
+    activities: set[int],
+    book: ContactBook,
+    now: datetime,
+    stats: IngestStats,
+    written: Written | None = None,
 ) -> None:
     """Re-derive touched activities, re-partition people, rebuild ties, publish changed contacts."""
-    pairs = _recompute_activities(session, target, activities, book)
+    pairs = _recompute_activities(session, target, activities, book, written or Written())
     stats.activities_touched = len(activities)
-    moved = book.settle()
+    moved, changed = book.settle()
     contacts = recompute_relationships(session, target.org_id, pairs, now, target.policy)
     contacts |= recompute_contacts(session, target.org_id, moved, now, target.policy)
-    contacts |= moved
+    contacts |= changed
     stats.touched_contacts = contacts
     stats.contacts_published = publish_contacts(session, target.org_id, contacts)
 
@@ -170,8 +188,12 @@ def _upsert_copies(
     observations: list[ActivityObservation],
     stats: IngestStats,
     book: ContactBook,
+    written: Written,
 ) -> set[int]:
-    """Insert new copies, rewrite changed ones, stamp unchanged ones with the pass generation."""
+    """Insert new copies, rewrite changed ones, stamp unchanged ones with the pass generation.
+
+    The activities it creates are kept in `written` with their copies and participants.
+    """
     if not observations:
         return set()
     touched: set[int] = set()
@@ -192,7 +214,7 @@ def _upsert_copies(
         session.execute(update(Sighting).where(Sighting.id.in_(stale_generation)).values(generation=target.generation))
     if not fresh:
         return touched
-    activity_ids = _activity_ids(session, target, fresh)
+    activity_ids, created = _activity_ids(session, target, fresh)
     changed_ids = [existing[(o.source, o.external_id)][0] for o in fresh if (o.source, o.external_id) in existing]
     if changed_ids:
         touched.update(existing[(o.source, o.external_id)][2] for o in fresh if (o.source, o.external_id) in existing)
@@ -217,9 +239,8 @@ def _upsert_copies(
         }
         for o in fresh
     ]
-    returning = bulk_insert(Sighting).returning(Sighting.id, Sighting.source, Sighting.external_id)
-    inserted = session.execute(returning, rows)
-    sighting_ids = {(source, ext): sid for sid, source, ext in inserted}
+    inserted = insert_with_ids(session, Sighting, rows)
+    sighting_ids = dict(zip([(o.source, o.external_id) for o in fresh], inserted, strict=True))
     participant_rows = [
         {
             "org_id": target.org_id,
@@ -237,7 +258,18 @@ def _upsert_copies(
     if participant_rows:
         session.execute(bulk_insert(Participant), participant_rows)
     touched.update(activity_ids[o.dedupe_key] for o in fresh)
+    _remember(written, created, [(activity_ids[o.dedupe_key], o) for o in fresh])
     return touched
+
+
+def _remember(written: Written, created: list[Stored], copies: list[tuple[int, ActivityObservation]]) -> None:
+    """Keep the rows of the activities this page created, as they were just written."""
+    written.rows.activities += created
+    written.ids.update(aid for aid, *_ in created)
+    for aid, obs in copies:
+        if aid in written.ids:
+            written.rows.copies.append((aid, obs.occurred_at, obs.noise, obs.malformed_from))
+            written.rows.participants += ((aid, p.role, p.email, p.declined, p.person_ref) for p in obs.participants)
 
 
 def _existing_sightings(
@@ -262,8 +294,10 @@ def _existing_sightings(
     return found
 
 
-def _activity_ids(session: Session, target: IngestTarget, observations: list[ActivityObservation]) -> dict[str, int]:
-    """The activity of each dedupe key, created when new (the org lock makes this race-free)."""
+def _activity_ids(
+    session: Session, target: IngestTarget, observations: list[ActivityObservation]
+) -> tuple[dict[str, int], list[Stored]]:
+    """The activity of each dedupe key, created when new (the org lock makes this race-free); the created rows."""
     keys = sorted({o.dedupe_key for o in observations})
     ids: dict[str, int] = {}
     for chunk in _chunks(keys):
@@ -275,6 +309,7 @@ def _activity_ids(session: Session, target: IngestTarget, observations: list[Act
             ).all()
         )
     first = {o.dedupe_key: o for o in observations}
+    new_keys = [key for key in keys if key not in ids]
     missing = [
         {
             "org_id": target.org_id,
@@ -284,12 +319,11 @@ def _activity_ids(session: Session, target: IngestTarget, observations: list[Act
             "noise": first[key].noise,
             "subject": first[key].subject if target.keep_subjects else None,
         }
-        for key in keys
-        if key not in ids
+        for key in new_keys
     ]
-    if missing:
-        ids.update(session.execute(bulk_insert(Activity).returning(Activity.dedupe_key, Activity.id), missing).all())
-    return ids
+    made = dict(zip(new_keys, insert_with_ids(session, Activity, missing), strict=True))
+    ids.update(made)
+    return ids, [(aid, first[key].kind, first[key].occurred_at, first[key].noise) for key, aid in made.items()]
 
 
 def _delete_copies(
@@ -334,70 +368,59 @@ def sweep_unseen(session: Session, target: IngestTarget, now: datetime, *, every
 
 
 def _recompute_activities(
-    session: Session, target: IngestTarget, activity_ids: set[int], book: ContactBook
+    session: Session, target: IngestTarget, activity_ids: set[int], book: ContactBook, written: Written
 ) -> set[tuple[int, int]]:
     """Re-derive touched activities from their remaining copies; return touched (member, identity) pairs."""
     pairs: set[tuple[int, int]] = set()
     for chunk in _chunks(sorted(activity_ids)):
-        pairs |= _recompute_chunk(session, target, chunk, book)
+        pairs |= _recompute_chunk(session, target, chunk, book, activity_rows(session, chunk, written))
     return pairs
 
 
-def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], book: ContactBook) -> set[tuple[int, int]]:
+def _recompute_chunk(
+    session: Session, target: IngestTarget, ids: list[int], book: ContactBook, rows: ActivityRows
+) -> set[tuple[int, int]]:
     """One bounded batch of `_recompute_activities`."""
     copies: dict[int, list[tuple[datetime, str | None, bool]]] = defaultdict(list)
-    for aid, occurred_at, noise, malformed in session.execute(
-        select(Sighting.activity_id, Sighting.occurred_at, Sighting.noise, Sighting.malformed_from).where(
-            Sighting.activity_id.in_(ids)
-        )
-    ):
+    for aid, occurred_at, noise, malformed in rows.copies:
         copies[aid].append((occurred_at, noise, malformed))
     people: dict[int, list[UnionParticipant]] = defaultdict(list)
-    rows = session.execute(
-        select(
-            Participant.activity_id, Participant.role, Participant.email, Participant.declined, Participant.person_ref
-        ).where(Participant.activity_id.in_(ids))
-    ).all()
-    owners = member_of_refs(session, target.org_id, {r for *_, r in rows if r}, dict(target.org.members))
-    for aid, role, email, declined, ref in rows:
+    refs = {r for *_, r in rows.participants if r}
+    owners = member_of_refs(session, target.org_id, refs, dict(target.org.members))
+    everyone: set[str] = set()
+    for aid, role, email, declined, ref in rows.participants:
         who = _who(email, ref, owners)
         if who is not None:
             people[aid].append(UnionParticipant(role, who, declined))
-            book.suspect((_key(who),))
+            everyone.add(who)
+    book.suspect(_key(who) for who in everyone)
     old: dict[int, set[tuple[int, int, str]]] = defaultdict(set)
     old_times: dict[int, set[datetime]] = defaultdict(set)
-    for aid, member_id, identity_id, kind, at in session.execute(
-        select(
-            Interaction.activity_id,
-            Interaction.member_id,
-            Interaction.identity_id,
-            Interaction.kind,
-            Interaction.occurred_at,
-        ).where(Interaction.activity_id.in_(ids))
-    ):
+    for aid, member_id, identity_id, kind, at in rows.interactions:
         old[aid].add((member_id, identity_id, kind))
         old_times[aid].add(at)
-    stored = {
-        aid: (kind, at, noise)
-        for aid, kind, at, noise in session.execute(
-            select(Activity.id, Activity.kind, Activity.occurred_at, Activity.noise).where(Activity.id.in_(ids))
-        )
-    }
+    stored = {aid: (kind, at, noise) for aid, kind, at, noise in rows.activities}
     kinds = {aid: kind for aid, (kind, _, _) in stored.items()}
     orphaned = [aid for aid in ids if aid not in copies]
     derived: dict[int, tuple[datetime, str | None, set[tuple[int, str, str]]]] = {}
+    externals: set[str] = set()
     for aid in ids:
-        if aid in orphaned or aid not in kinds:
+        if aid not in copies or aid not in kinds:
             continue
         noise = next((n for _, n, _ in copies[aid] if n), None)
         malformed = any(m for _, _, m in copies[aid])
         outcome = derive(kinds[aid], union(people[aid]), target.org, source_noise=noise, malformed_from=malformed)
-        book.want(_key(e) for e in outcome.externals)
+        externals.update(_key(e) for e in outcome.externals)
         derived[aid] = (min(at for at, _, _ in copies[aid]), outcome.noise, set(outcome.interactions))
-    identity_of = book.ensure({_key(e) for _, _, found in derived.values() for _, e, _ in found})
+    book.want(externals, vouched=True)
+    # every external person of a kept activity gets an identity here, not only those with interactions
+    # (their counterparts are all among them): the re-partition then has nothing left to create
+    identity_of = book.ensure(externals)
     touched: set[tuple[int, int]] = set()
     new_rows = []
-    gone: list[tuple[int, int, int, str]] = []
+    gone: list[dict[str, object]] = []
+    moved_times: list[dict[str, object]] = []
+    restated: list[dict[str, object]] = []
     for aid, (occurred_at, noise, found) in derived.items():
         want = {(m, identity_of[_key(e)], k) for m, e, k in found}
         for m, i, k in want - old[aid]:
@@ -413,27 +436,21 @@ def _recompute_chunk(session: Session, target: IngestTarget, ids: list[int], boo
             )
             touched.add((m, i))
         for m, i, k in old[aid] - want:
-            gone.append((aid, m, i, k))
+            gone.append({"activity_id": aid, "member_id": m, "identity_id": i, "kind": k})
             touched.add((m, i))
         if old_times[aid] - {occurred_at}:  # the activity's time moved (an earlier copy): so do its interactions
-            session.execute(update(Interaction).where(Interaction.activity_id == aid).values(occurred_at=occurred_at))
+            moved_times.append({"activity_id": aid, "occurred_at": occurred_at})
             touched.update((m, i) for m, i, _ in old[aid] & want)
         if stored[aid][1:] != (occurred_at, noise):
-            session.execute(update(Activity).where(Activity.id == aid).values(occurred_at=occurred_at, noise=noise))
+            restated.append({"id": aid, "occurred_at": occurred_at, "noise": noise})
+    bulk_update(session, Interaction, moved_times, by=("activity_id",))
+    bulk_update(session, Activity, restated)
     for aid in orphaned:
         touched.update((m, i) for m, i, _ in old[aid])
     if orphaned:
         session.execute(delete(Interaction).where(Interaction.activity_id.in_(orphaned)))
         session.execute(delete(Activity).where(Activity.id.in_(orphaned)))
-    for aid, m, i, k in gone:
-        session.execute(
-            delete(Interaction).where(
-                Interaction.activity_id == aid,
-                Interaction.member_id == m,
-                Interaction.identity_id == i,
-                Interaction.kind == k,
-            )
-        )
+    bulk_delete(session, Interaction, gone)
     if new_rows:
         session.execute(bulk_insert(Interaction), new_rows)
     return touched

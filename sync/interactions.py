@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 MAX_PARTICIPANTS = 25
 OWNED_KIND = {"call": "call", "meeting": "meeting", "crm_email": "email_out", "email": "email_out"}
@@ -18,10 +19,22 @@ class OrgView:
 
     def is_external(self, email: str) -> bool:
         """An external person: neither a member nor an address in the org's domains."""
-        if email in self.members:
-            return False
-        domain = email.rpartition("@")[2]
-        return domain not in self.domains and not any(domain.endswith("." + d) for d in self.domains)
+        verdict = self._verdicts.get(email)
+        if verdict is None:
+            domain = email.rpartition("@")[2]
+            verdict = email not in self.members and domain not in self.domains and not domain.endswith(self._suffixes)
+            self._verdicts[email] = verdict
+        return verdict
+
+    @cached_property
+    def _suffixes(self) -> tuple[str, ...]:
+        """Subdomains of the org's domains are the org's too."""
+        return tuple("." + d for d in self.domains)
+
+    @cached_property
+    def _verdicts(self) -> dict[str, bool]:
+        """Each address is asked about many times per page (rules, contact book, records)."""
+        return {}
 
 
 @dataclass(frozen=True)

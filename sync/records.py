@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Deletion, PersonObservation, Rejection
 from connectors.phones import InvalidPhone, normalize_phone
-from models.store import bulk_insert
+from models.store import bulk_insert, insert_with_ids
 from models.tables import PersonRecord, RecordKey, SyncState
 from sync.contacts import ContactBook
 from sync.identity import email_key, phone_key, ref_key
@@ -125,7 +125,7 @@ def upsert_records(
         for r in fresh
     ]
     if rows:
-        ids = dict(session.execute(bulk_insert(PersonRecord).returning(PersonRecord.ref, PersonRecord.id), rows).all())
+        ids = dict(zip([r.ref for r in fresh], insert_with_ids(session, PersonRecord, rows), strict=True))
         key_rows = []
         for r in fresh:
             keys = record_keys(r, target.org)

@@ -10,15 +10,15 @@ contacts back, so splitting is deterministic too. Keys nothing evidences any mor
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models.store import bulk_insert, insert_ignore
+from models.store import bulk_insert, insert_ignore, insert_with_ids
 from models.tables import Activity, Contact, Identity, IdentityConflict, Participant, RecordKey
 from sync.freemail import company_domain
 from sync.identity import HUB_LIMIT, RecordView, components, split_key
@@ -60,8 +60,8 @@ def chunks(items: Iterable[T], size: int = 500) -> Iterable[list[T]]:
         yield batch
 
 
-def _identity_rows(session: Session, org_id: int, keys: Iterable[str]) -> dict[str, Known]:
-    """Identity rows for email/ref keys."""
+def identity_rows(session: Session, org_id: int, keys: Iterable[str]) -> dict[str, Known]:
+    """This org's identity rows of email/ref keys (phones are attributes, never identities)."""
     by_kind: dict[str, list[str]] = defaultdict(list)
     for key in keys:
         kind, value = split_key(key)
@@ -79,17 +79,28 @@ def _identity_rows(session: Session, org_id: int, keys: Iterable[str]) -> dict[s
     return found
 
 
-def neighbourhood(session: Session, org_id: int, seeds: set[str]) -> Neighbourhood:
+@dataclass(frozen=True)
+class Prior:
+    """What the caller learnt earlier in the transaction, so the walk need not read it again."""
+
+    vouched: Collection[str] = ()  # keys known to be evidenced
+    identities: Mapping[str, Known] = field(default_factory=dict)  # identity rows read or written
+    sole: Collection[int] = ()  # contacts whose only identity is among those (just created)
+
+
+def neighbourhood(session: Session, org_id: int, seeds: set[str], prior: Prior | None = None) -> Neighbourhood:
     """Walk identities ↔ contacts and keys ↔ records from the seeds, not through hub keys."""
+    prior = prior or Prior()
     hood = Neighbourhood(keys=set(seeds))
     frontier = set(seeds)
     while frontier and len(hood.keys) < MAX_NEIGHBOURHOOD:
         fresh: set[str] = set()
-        found = _identity_rows(session, org_id, frontier)
+        found = identity_rows(session, org_id, (k for k in frontier if k not in prior.identities))
+        found.update((k, prior.identities[k]) for k in frontier if k in prior.identities)
         hood.identities.update(found)
         new_contacts = {k.contact_id for k in found.values()} - hood.contacts
         hood.contacts |= new_contacts
-        for batch in chunks(sorted(new_contacts)):
+        for batch in chunks(sorted(new_contacts.difference(prior.sole))):
             for ident_id, kind, value, contact_id, origin in session.execute(
                 select(
                     Identity.id, Identity.kind, Identity.value, Identity.contact_id, Identity.origin_contact_id
@@ -186,31 +197,55 @@ def evidenced(session: Session, org_id: int, keys: set[str]) -> set[str]:
     return found
 
 
-def resolve(session: Session, org_id: int, seeds: set[str], created: set[int]) -> set[int]:
-    """Re-partition the seeds' neighbourhood; return the contacts whose identities changed."""
+@dataclass(frozen=True)
+class Resolved:
+    """What a re-partition did: the contacts whose identities changed, and each seed's contact now."""
+
+    changed: set[int]
+    contact_of: dict[str, int]  # seeds without an identity (nothing vouches for them) are absent
+
+
+def resolve(session: Session, org_id: int, seeds: set[str], created: set[int], prior: Prior | None = None) -> Resolved:
+    """Re-partition the seeds' neighbourhood (`created`: contacts new this transaction, kept up to date)."""
     seeds = {k for k in seeds if not k.startswith("phone:")}
     if not seeds:
-        return set()
-    hood = neighbourhood(session, org_id, seeds)
-    alive = evidenced(session, org_id, hood.keys)
-    simple = not hood.records and all(_single(hood, k) for k in seeds if k in hood.identities)
-    if simple and all(k in hood.identities for k in seeds) and hood.keys <= alive:
-        return set()  # nothing ties, nothing new, nothing lost: the common page
+        return Resolved(set(), {})
+    hood = neighbourhood(session, org_id, seeds, prior)
+    known = hood.keys.intersection(prior.vouched if prior else ())
+    alive = known | evidenced(session, org_id, hood.keys - known)
+    if _settled(hood, seeds, alive):  # the common page: no identity to create, move or drop
+        return Resolved(set(), {k: hood.identities[k].contact_id for k in seeds if k in hood.identities})
     people = [c & alive for c in components(list(hood.records.values()), hood.keys, frozenset(hood.hubs))]
     people = [p for p in people if p]
-    return _apply(session, org_id, hood, people, created)
+    chosen_for: dict[str, int] = {}
+    changed = _apply(session, org_id, hood, people, created, chosen_for)
+    return Resolved(changed, {k: chosen_for[k] for k in seeds if k in chosen_for})
 
 
-def _single(hood: Neighbourhood, key: str) -> bool:
-    """The key's contact has no other identity in view (the common case of a mail-only address)."""
-    contact = hood.identities[key].contact_id
-    return sum(1 for k in hood.identities.values() if k.contact_id == contact) == 1
+def _settled(hood: Neighbourhood, seeds: set[str], alive: set[str]) -> bool:
+    """Nothing ties (no records), each seed has an identity iff it is evidenced, alone on its contact.
+
+    A seed with neither an identity nor evidence (an address seen only on noise) would be a person of
+    its own and be dropped at once: the partition would not change.
+    """
+    if hood.records or any((k in hood.identities) != (k in alive) for k in hood.keys):
+        return False
+    sizes = Counter(k.contact_id for k in hood.identities.values())
+    return all(sizes[hood.identities[k].contact_id] == 1 for k in seeds if k in hood.identities)
 
 
 def _apply(
-    session: Session, org_id: int, hood: Neighbourhood, people: list[frozenset[str]], created: set[int]
+    session: Session,
+    org_id: int,
+    hood: Neighbourhood,
+    people: list[frozenset[str]],
+    created: set[int],
+    chosen_for: dict[str, int],
 ) -> set[int]:
-    """Write the partition: contact per person (oldest id wins), identities moved, tombstones."""
+    """Write the partition: contact per person (oldest id wins), identities moved, tombstones.
+
+    Fills `chosen_for` (key -> its contact) and returns the contacts whose identities changed.
+    """
     origins = {k.origin for k in hood.identities.values() if k.origin is not None}
     free = _free_contacts(session, origins - hood.contacts)
 
@@ -218,22 +253,28 @@ def _apply(
         ids = [hood.identities[k].id for k in person if k in hood.identities]
         return (min(ids) if ids else 1 << 62, min(person))
 
+    keys_of: dict[int, set[str]] = defaultdict(set)  # each contact's identities before the partition
+    for key, known in hood.identities.items():
+        keys_of[known.contact_id].add(key)
     taken: set[int] = set()
-    chosen_for: dict[str, int] = {}
     changed: set[int] = set()
+    homeless: list[frozenset[str]] = []  # people none of whose contacts is free: new contacts, in this order
     for person in sorted(people, key=order):
         candidates = {hood.identities[k].contact_id for k in person if k in hood.identities}
         candidates |= {o for k in person if k in hood.identities and (o := hood.identities[k].origin) in free}
         chosen = next((c for c in sorted(candidates) if c not in taken), None)
         if chosen is None:
-            chosen = _new_contact(session, org_id, person)
-            created.add(chosen)
+            homeless.append(person)
+            continue
         taken.add(chosen)
-        for key in person:
-            chosen_for[key] = chosen
-        before = {k for k, v in hood.identities.items() if v.contact_id == chosen}
-        if before != set(person):
+        chosen_for.update(dict.fromkeys(person, chosen))
+        if keys_of[chosen] != person:
             changed.add(chosen)
+    for person, chosen in zip(homeless, _new_contacts(session, org_id, homeless), strict=True):
+        created.add(chosen)
+        taken.add(chosen)
+        chosen_for.update(dict.fromkeys(person, chosen))
+        changed.add(chosen)
     _move_identities(session, org_id, hood, chosen_for)
     changed |= _retire(session, hood, chosen_for, taken, created)
     if taken & (free | hood.contacts):
@@ -256,15 +297,17 @@ def _free_contacts(session: Session, ids: set[int]) -> set[int]:
     return free
 
 
-def _new_contact(session: Session, org_id: int, person: frozenset[str]) -> int:
-    """A contact for a person none of whose identities had one."""
-    emails = sorted(split_key(k)[1] for k in person if k.startswith("email:"))
-    domain = next((d for d in (company_domain(e) for e in emails) if d), None)
-    return int(
-        session.execute(
-            bulk_insert(Contact).returning(Contact.id), [{"org_id": org_id, "company_domain": domain}]
-        ).scalar_one()
+def _new_contacts(session: Session, org_id: int, people: list[frozenset[str]]) -> list[int]:
+    """A contact for each person none of whose identities had one (ids ascending in the people's order)."""
+    return insert_with_ids(
+        session, Contact, [{"org_id": org_id, "company_domain": domain_of(person)} for person in people]
     )
+
+
+def domain_of(keys: Iterable[str]) -> str | None:
+    """The first non-free-mail domain among the keys' addresses (sorted), if any."""
+    emails = sorted(split_key(k)[1] for k in keys if k.startswith("email:"))
+    return next((d for d in (company_domain(e) for e in emails) if d), None)
 
 
 def _move_identities(session: Session, org_id: int, hood: Neighbourhood, chosen_for: dict[str, int]) -> None:

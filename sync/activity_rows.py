@@ -1,0 +1,80 @@
+"""What re-deriving activities works from: their copies, participants, interactions and stored rows.
+
+Read back from the store, except for the activities the page itself created: every copy and participant
+of theirs was written by the page a moment ago (and none has interactions yet), so `Written` keeps those
+rows and the read back is skipped for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.tables import Activity, Interaction, Participant, Sighting
+
+Copy = tuple[int, datetime, str | None, bool]  # activity id, occurred_at, noise, malformed From
+Person = tuple[int, str, str, bool, str | None]  # activity id, role, email, declined, person_ref
+Tie = tuple[int, int, int, str, datetime]  # activity id, member id, identity id, kind, occurred_at
+Stored = tuple[int, str, datetime, str | None]  # activity id, kind, occurred_at, noise
+
+
+@dataclass
+class ActivityRows:
+    """The rows of a batch of activities, as the store holds them."""
+
+    copies: list[Copy] = field(default_factory=list)
+    participants: list[Person] = field(default_factory=list)
+    interactions: list[Tie] = field(default_factory=list)
+    activities: list[Stored] = field(default_factory=list)
+
+
+@dataclass
+class Written:
+    """The activities a page created, with all their copies and participants, as it wrote them."""
+
+    rows: ActivityRows = field(default_factory=ActivityRows)
+    ids: set[int] = field(default_factory=set)
+
+    def forget(self, activity_ids: Collection[int]) -> None:
+        """Copies of these activities were removed since they were written: read them back instead."""
+        self.ids.difference_update(activity_ids)
+
+
+def activity_rows(session: Session, ids: list[int], written: Written) -> ActivityRows:
+    """The rows of these activities: the page's own from memory, the others from the store."""
+    mine = written.ids.intersection(ids)
+    rows = ActivityRows(
+        copies=[r for r in written.rows.copies if r[0] in mine],
+        participants=[r for r in written.rows.participants if r[0] in mine],
+        activities=[r for r in written.rows.activities if r[0] in mine],
+    )
+    rest = [aid for aid in ids if aid not in mine]
+    if not rest:
+        return rows
+    rows.copies += session.execute(
+        select(Sighting.activity_id, Sighting.occurred_at, Sighting.noise, Sighting.malformed_from).where(
+            Sighting.activity_id.in_(rest)
+        )
+    ).all()
+    rows.participants += session.execute(
+        select(
+            Participant.activity_id, Participant.role, Participant.email, Participant.declined, Participant.person_ref
+        ).where(Participant.activity_id.in_(rest))
+    ).all()
+    rows.interactions += session.execute(
+        select(
+            Interaction.activity_id,
+            Interaction.member_id,
+            Interaction.identity_id,
+            Interaction.kind,
+            Interaction.occurred_at,
+        ).where(Interaction.activity_id.in_(rest))
+    ).all()
+    rows.activities += session.execute(
+        select(Activity.id, Activity.kind, Activity.occurred_at, Activity.noise).where(Activity.id.in_(rest))
+    ).all()
+    return rows
