@@ -28,6 +28,11 @@ PG_CONNECT_ARGS: dict[str, Any] = {
     "keepalives_interval": 10,
     "keepalives_count": 3,
 }
+# sqlite3 keeps each connection's last 128 prepared statements (native memory, outside Python's allocator);
+# ours are mostly used once (an IN list's or a multi-row VALUES' size is in the SQL), up to ~1 MB each, so a
+# worker's pooled connections grew with the pages synced (~12 MB a connection) and fragmented glibc's heap.
+# 16 still keeps a statement repeated in a loop.
+SQLITE_CACHED_STATEMENTS = 16
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -36,7 +41,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
+        connect_args = {"timeout": 60, "check_same_thread": False, "cached_statements": SQLITE_CACHED_STATEMENTS}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         _tune_sqlite(engine)
         return engine
     connect_args = PG_CONNECT_ARGS | kwargs.pop("connect_args", {})
