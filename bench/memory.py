@@ -40,11 +40,23 @@ RSS_TARGET = 1.10
 QUOTA_TARGET = 1.02
 INGEST_TARGET = 0.85
 UNITS = {"profile": 1, "list": 5, "get": 5}  # Gmail's quota units per method (sandbox.google_state.QUOTA_UNITS)
+NATIVE = (  # bench/memtrace.py's figures, what each says
+    ("VmHWM", "peak resident set"),
+    ("VmRSS", "resident set"),
+    ("VmRSS_trimmed", "resident set after malloc_trim(0): glibc's free pages given back"),
+    ("heap_in_use", "glibc heap handed out (Python objects, SQLite, C libraries)"),
+    ("heap_free", "glibc heap free but kept (fragmentation)"),
+    ("sqlite", "SQLite's own allocations (page caches, prepared statements, schemas)"),
+    ("sqlite_peak", "SQLite's allocations at their peak"),
+    ("python", "live Python allocations (tracemalloc)"),
+    ("python_peak", "Python allocations at their peak (tracemalloc)"),
+)
 
 
-def backfill(size: int, trace: Path | None = None) -> dict[str, Any]:
+def backfill(size: int, trace: Path | None = None, python: bool = False) -> dict[str, Any]:
     """One size in a fresh process: gmail_backfill's figures plus the worker's peak RSS (`worker_hwm_mb`)."""
-    cmd = [sys.executable, "-m", "bench.memory", "--child", str(size), *(["--trace", str(trace)] if trace else [])]
+    traced = [*(["--trace", str(trace)] if trace else []), *(["--python"] if python else [])]
+    cmd = [sys.executable, "-m", "bench.memory", "--child", str(size), *traced]
     print(f"# memory: {size:,} messages in a fresh process …", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True, check=False)
     found = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -73,16 +85,19 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def child(size: int, trace: Path | None) -> dict[str, Any]:
+def child(size: int, trace: Path | None, python: bool) -> dict[str, Any]:
     """gmail_backfill's run_one for one size, its worker's peak RSS read as the sync ends (and, with `trace`,
-    a tracemalloc snapshot of the worker taken then: bench/memtrace.py)."""
+    the worker's native memory sampled through the run and, with `python`, a tracemalloc snapshot of it taken
+    as the sync ends: bench/memtrace.py)."""
     from bench import gmail_backfill
 
     if trace is not None:
         trace.mkdir(parents=True, exist_ok=True)
         (trace / "sitecustomize.py").write_text("import bench.memtrace  # noqa: F401\n")
         # the worker inherits this process's environment (gmail_backfill.settings_env)
-        os.environ |= {"PYTHONTRACEMALLOC": "1", memtrace.ENV: str(trace), "PYTHONPATH": f"{trace}:{REPO}"}
+        os.environ |= {memtrace.ENV: str(trace), "PYTHONPATH": f"{trace}:{REPO}"}
+        if python:
+            os.environ["PYTHONTRACEMALLOC"] = "1"
     peaks: dict[str, float] = {}
     split: dict[str, float] = {}  # the worker's /proc status lines as the sync ends
     stop = gmail_backfill.stop_worker
@@ -108,6 +123,22 @@ def child(size: int, trace: Path | None) -> dict[str, Any]:
     return result | peak | {"worker_status_mb": split}
 
 
+def worker_native(directory: Path) -> dict[str, float]:
+    """The worker process's figures as the sync ended (bench/memtrace.py's done file with the largest peak:
+    the master only forks)."""
+    found = [json.loads(done.read_text()) for done in directory.glob("done-*")]
+    return max(found, key=lambda d: d.get("VmHWM", 0.0), default={})
+
+
+def compare_native(small: Path, big: Path) -> None:
+    """The worker's memory as the sync ended, by kind, at both sizes."""
+    lo, hi = worker_native(small), worker_native(big)
+    print(f"# the worker as the sync ended, MB: {small.name} → {big.name}")
+    for key, what in NATIVE:
+        if key in lo or key in hi:
+            print(f"#   {key:<14} {lo.get(key, math.nan):8.1f} → {hi.get(key, math.nan):8.1f}   {what}")
+
+
 def compare_traces(small: Path, big: Path, top: int = 25) -> None:
     """The allocations still live at the sync's end that grew most from the small run to the big one."""
     import tracemalloc
@@ -117,14 +148,6 @@ def compare_traces(small: Path, big: Path, top: int = 25) -> None:
         path = max(directory.glob("snapshot-*.bin"), key=lambda p: p.stat().st_size)
         return tracemalloc.Snapshot.load(str(path))
 
-    for directory in (small, big):
-        for done in sorted(directory.glob("done-*")):
-            traced = json.loads(done.read_text() or "{}")
-            if traced:
-                print(
-                    f"# {directory.name}, pid {done.name[5:]}: Python allocations at the end "
-                    f"{traced['current'] / 2**20:.1f} MB, peak {traced['peak'] / 2**20:.1f} MB"
-                )
     lo, hi = worker_snapshot(small), worker_snapshot(big)
     for group in ("filename", "lineno"):
         stats = hi.compare_to(lo, group)
@@ -192,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Gmail backfill through the product with a real dramatiq worker on Redis db 14 at two sizes (quick: 3k "
             "and 30k; full: 10k and 100k), each in a fresh process: the worker's peak RSS ratio, quota units vs "
-            "the minimum, normalize + store vs a raw insert. --trace: where the worker's memory grew (tracemalloc)."
+            "the minimum, normalize + store vs a raw insert. --trace: where the worker's memory grew."
         ),
     )
     parser.add_argument("--size", choices=("quick", "full"), default="quick", help="quick or full (default: quick)")
@@ -201,21 +224,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--trace",
         metavar="DIR",
         default=None,
-        help="trace the worker's allocations (tracemalloc, slow) at --sizes and print what grew between them",
+        help="at --sizes: the worker's native memory by kind (glibc heap, SQLite, after malloc_trim) as the sync "
+        "ends, sampled every 2 s into DIR/size-N/samples-PID.jsonl, and how it grew between the sizes",
+    )
+    parser.add_argument(
+        "--python", action="store_true", help="with --trace: also the worker's Python allocations (tracemalloc, slow)"
     )
     parser.add_argument("--sizes", default="2000,20000", help="with --trace: two sizes (default: 2000,20000)")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(child(args.child, Path(args.trace) if args.trace else None)), flush=True)
+        print(json.dumps(child(args.child, Path(args.trace) if args.trace else None, args.python)), flush=True)
         return 0
     if args.trace:
         small, big = (int(s) for s in args.sizes.split(","))
         base = Path(args.trace).resolve()
         for n in (small, big):
-            traced = backfill(n, base / f"size-{n}")
+            traced = backfill(n, base / f"size-{n}", args.python)
             print(f"# {n:,}: worker peak {traced['worker_hwm_mb']:.0f} MB (traced)", flush=True)
-        compare_traces(base / f"size-{small}", base / f"size-{big}")
+        compare_native(base / f"size-{small}", base / f"size-{big}")
+        if args.python:
+            compare_traces(base / f"size-{small}", base / f"size-{big}")
         return 0
     found = rows(args.size)
     if args.rows:
