@@ -2,9 +2,9 @@
 they are throttled (issue 8: ≥ 90 % of the ceiling, throttled responses ≤ 1 % of calls).
 
 Per provider (Gmail, HubSpot), the whole product as it is deployed: the sandbox (TLS) and web app in this
-process, Redis (database 15, flushed) as the broker, PostgreSQL (a throwaway schema) as the store, and
-`--processes` real `python -m dramatiq worker` processes of `--threads` threads each. The emulator enforces
-its per-user ceiling:
+process, Redis (database 14, the suite's, flushed; `--redis-url` for another) as the broker, PostgreSQL (a
+throwaway schema) as the store, and `--processes` real `python -m dramatiq worker` processes of `--threads`
+threads each. The emulator enforces its per-user ceiling:
 
   gmail    `--gmail-quota` units per user per second (default 250, Gmail's documented figure) with a 2 s
            burst (Gmail's "moving average, allows short bursts": one batch of 100 messages.get is 500
@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,13 @@ if str(REPO) not in sys.path:
 ORG = "acme"
 DOMAIN = "acme.test"
 MEMBERS = ("alice@acme.test", "bob@acme.test", "carol@acme.test")
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = "redis://127.0.0.1:6379/14"  # the suite's database (bench/memory.py); 15 is gmail_backfill's
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HUBSPOT_WINDOW_MS = 10_000
 HUBSPOT_BURST = 100  # calls per 10 s, Free/Starter
 GMAIL_BURST_SECONDS = 2.0
 USE_TARGET = 0.90
+FETCH_ONLY = "hubspot (fetch only)"
 THROTTLED_TARGET = 0.01
 
 
@@ -121,7 +122,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "against the emulator's enforced per-user ceiling: share of the ceiling used, share of calls throttled."
         ),
     )
-    parser.add_argument("--providers", default="gmail,hubspot", help="comma-separated: gmail, hubspot (default: both)")
+    parser.add_argument(
+        "--providers",
+        default="gmail,hubspot,hubspot-fetch",
+        help="comma-separated: gmail, hubspot, hubspot-fetch (HubSpot's pages fetched with nothing stored: the "
+        "budget alone) (default: all three)",
+    )
     parser.add_argument("--processes", type=int, default=2, help="dramatiq worker processes (default: 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker process (default: 4)")
     parser.add_argument(
@@ -249,6 +255,67 @@ def run(provider: str, args: argparse.Namespace) -> Result:
     return figures(provider, meter, ceiling, seconds, final.failed)
 
 
+def fetch_only(args: argparse.Namespace) -> Result:
+    """HubSpot's six streams fetched page after page with nothing stored: what the shared budget alone lets
+    through. One thread per stream (the pipeline's one chain per stream), the product's page size, the
+    budget in Redis as the workers share it, the same emulator limits and meter as the backfill."""
+    import redis
+
+    from bench.streams import PAGE_SIZE, context_for
+    from connectors import hubspot
+    from connectors.base import JSON, RateLimited
+    from sandbox.server import Sandbox
+    from sandbox.world import generate_world
+    from sync.ratelimit import AccountQuota, RedisBuckets, configured_limit
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    world = generate_world(seed=args.seed, size=args.hubspot_size, now=now, org_domain=DOMAIN, members=MEMBERS)
+    client = redis.Redis.from_url(args.redis_url)
+    client.flushdb()
+    buckets, spec, member, meter = RedisBuckets(client), f"hubspot-search={args.hubspot_search}/1", MEMBERS[0], Meter()
+    base = Path(tempfile.mkdtemp(prefix="sxsync-bench-quota-fetch-"))
+    failed: list[str] = []
+    try:
+        with Sandbox(world, tls=True, cert_dir=str(base / "ca")) as sb:
+            ctx = replace(context_for(sb, "hubspot", member, world.now), page_size=PAGE_SIZE)
+            sb.hubspot.configure(
+                burst_limit=HUBSPOT_BURST, burst_interval_ms=HUBSPOT_WINDOW_MS, search_per_second=args.hubspot_search
+            )
+            meter_hubspot(sb, meter)
+
+            def chain(stream: str) -> None:
+                cursor: JSON | None = None
+                try:
+                    while True:
+                        quota = AccountQuota(
+                            buckets, f"hubspot:{member}", configured_limit(spec, "hubspot"),
+                            {"search": configured_limit(spec, "hubspot-search")},
+                        )  # fmt: skip
+                        try:
+                            page = hubspot.fetch_page(stream, cursor, replace(ctx, quota=quota))
+                        except RateLimited as exc:
+                            time.sleep(exc.retry_after)
+                            continue
+                        if page.done:
+                            return
+                        cursor = page.cursor
+                except Exception as exc:  # reported as a failed stream
+                    failed.append(f"{stream}: {exc}")
+
+            threads = [threading.Thread(target=chain, args=(s,)) for s in hubspot.streams]
+            started = time.monotonic()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(args.timeout)
+            seconds = time.monotonic() - started
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    for failure in failed:
+        print(f"# quota: fetch only: {failure}", file=sys.stderr)
+    return figures(FETCH_ONLY, meter, float(args.hubspot_search), seconds, len(failed))
+
+
 def report(results: Sequence[Result], args: argparse.Namespace) -> None:
     print(
         f"\nQuota use during a backfill — {args.processes} worker processes x {args.threads} threads on Redis + "
@@ -282,13 +349,13 @@ def report(results: Sequence[Result], args: argparse.Namespace) -> None:
 
 def measure(args: argparse.Namespace) -> list[Result]:
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
-    unknown = set(providers) - {"gmail", "hubspot"}
+    unknown = set(providers) - {"gmail", "hubspot", "hubspot-fetch"}
     if unknown:
-        raise SystemExit(f"unknown providers: {sorted(unknown)} (gmail, hubspot)")
+        raise SystemExit(f"unknown providers: {sorted(unknown)} (gmail, hubspot, hubspot-fetch)")
     results = []
     for provider in providers:
         print(f"# quota: {provider} backfill …", file=sys.stderr, flush=True)
-        results.append(run(provider, args))
+        results.append(fetch_only(args) if provider == "hubspot-fetch" else run(provider, args))
     return results
 
 
@@ -301,6 +368,13 @@ def rows(size: str) -> list[Any]:
     report(results, args)
     out = []
     for r in results:
+        if r.provider == FETCH_ONLY:  # context: what the budget alone lets through, against the backfill's row
+            note = f"hubspot: {r.ceiling:g}/s, one thread per stream, nothing stored; {r.refused} of "
+            out.append(
+                Row("quota use, hubspot pages fetched with nothing stored (the budget alone)", f"{r.use:.1%}",
+                    f"≥ {USE_TARGET:.0%}", None, note + f"{r.refused + r.served_calls} calls throttled")
+            )  # fmt: skip
+            continue
         note = f"{r.provider}: {r.ceiling:g}/s per user, {args.processes}x{args.threads} workers, {r.seconds:.0f} s"
         out.append(
             Row(f"quota use during a {r.provider} backfill", f"{r.use:.1%}", f"≥ {USE_TARGET:.0%}",

@@ -27,11 +27,14 @@ class Quota(Protocol):
 
     `spend(cost)` runs before each HTTP request (cost in the provider's units: Gmail quota units, else
     requests; `pool` names requests the provider limits apart, e.g. HubSpot's "search"); it may sleep, or
-    raise RateLimited when the wait is long. `tell(...)` passes on what an answer said: a Retry-After wait,
-    or a rate-limit window (`limit` calls per `window` s, `remaining` left).
+    raise RateLimited when the wait is long. `answered(cost)` says the answer to that spend came back (a
+    short rolling window then counts it from now). `tell(...)` passes on what an answer said: a Retry-After
+    wait, or a rate-limit window (`limit` calls per `window` s, `remaining` left).
     """
 
     def spend(self, cost: float, pool: str = "") -> None: ...
+
+    def answered(self, cost: float, pool: str = "") -> None: ...
 
     def tell(
         self,
@@ -47,6 +50,9 @@ class NoQuota:
     """No shared budget: connectors called outside the sync layer (connect flow, tests, benches)."""
 
     def spend(self, cost: float, pool: str = "") -> None:
+        return None
+
+    def answered(self, cost: float, pool: str = "") -> None:
         return None
 
     def tell(

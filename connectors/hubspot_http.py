@@ -191,7 +191,10 @@ class HubspotApi:
             self.quota.spend(1, pool)  # searches have a limit of their own (and no rate-limit headers)
             try:
                 _TokenMask.local.token = self.token
-                raw = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+                try:
+                    raw = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+                finally:  # HubSpot counted the request by now, however late it reached it
+                    self.quota.answered(1, pool)
                 reply = self._reply(what, raw)
                 self._heard(reply.headers)
                 return reply

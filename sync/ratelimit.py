@@ -6,7 +6,12 @@ Connectors call `spend(cost)` on the `Quota` the sync layer hands them before ea
   a per-second quota   a token bucket: `capacity` units refilling at `rate` units/s (Gmail);
   a rolling window     a log of the units spent in the last `window` seconds, at most `capacity` of them
                        (HubSpot's TEN_SECONDLY_ROLLING, Outlook's 10 minutes): the exact rule the provider
-                       applies, so quota left unspent while pages are stored is banked, not lost;
+                       applies, so quota left unspent while pages are stored is banked, not lost. A unit is
+                       logged when spent and logged again from when its answer came back (`answered`): the
+                       provider counted the request somewhere in between, so however late it arrived (a
+                       slow handshake, a loaded box) the log never runs ahead of the provider's count - on
+                       HubSpot's 5 searches a second that matters, where a fixed margin big enough for the
+                       worst delay cost a fifth of the ceiling;
   a daily allowance    a token bucket of the whole allowance refilling over the day, pulled down to what
                        the provider says is left (Salesforce).
 A Retry-After blocks the whole account: providers throttle an account, not a request, so after one worker
@@ -51,10 +56,9 @@ from sync.runtime import Runtime
 log = logging.getLogger("sxsync.ratelimit")
 
 PER_SECOND_MARGIN = 0.95  # pace a per-second quota at 95 %: our clock and the provider's never agree exactly
-# a spend stays in our log 2 % of a window (at least 0.25 s) longer than in the provider's: requests reach it
-# late, and some later than others (TLS handshakes, load)
+# a spend stays in our log 2 % of a window longer than in the provider's (clocks drift; a connector that does
+# not report its answers): a request's late arrival is covered by `answered`, not by a margin
 ROLLING_SLACK = 0.02
-ROLLING_SLACK_MIN_SECONDS = 0.25
 LOG_WINDOW_MAX = 3600.0  # a longer window is an allowance (a bucket), not a log of every request
 MAX_SLEEP_SECONDS = 5.0  # a longer wait before a page's first request goes back to the queue (RateLimited) ...
 STARTED_SLEEP_SHARE = 1 / 3  # ... once a page has spent, it waits up to a third of its lease: requeued, its
@@ -83,8 +87,7 @@ def rolling(calls: float, window_seconds: float) -> Limit:
     """`calls` per rolling window; a day's allowance is a bucket that refills over the window."""
     if window_seconds > LOG_WINDOW_MAX:
         return Limit(calls / window_seconds, calls)
-    slack = max(window_seconds * ROLLING_SLACK, ROLLING_SLACK_MIN_SECONDS)
-    return Limit(calls / window_seconds, math.floor(calls), window_seconds + slack)
+    return Limit(calls / window_seconds, math.floor(calls), window_seconds * (1 + ROLLING_SLACK))
 
 
 DOCUMENTED: dict[str, Limit | None] = {
@@ -120,6 +123,14 @@ class Buckets(Protocol):
     """Where the budgets live: `take` spends or says how long to wait; `tell` records what a provider said."""
 
     def take(self, key: str, cost: float, limit: Limit | None) -> float: ...
+
+    def take_stamped(self, key: str, cost: float, limit: Limit | None) -> tuple[float, str]:
+        """`take`, and the stamp a rolling window logged the spend under (for `answered`)."""
+        ...
+
+    def answered(self, key: str, cost: float, limit: Limit | None, stamp: str) -> None:
+        """The answer to the spend logged under `stamp` came back: a rolling window counts it from now."""
+        ...
 
     def tell(
         self, key: str, limit: Limit | None, *, retry_after: float, learned: Limit | None, remaining: float | None
@@ -161,25 +172,41 @@ class LocalBuckets:
         return state, limit
 
     def take(self, key: str, cost: float, limit: Limit | None) -> float:
+        return self.take_stamped(key, cost, limit)[0]
+
+    def take_stamped(self, key: str, cost: float, limit: Limit | None) -> tuple[float, str]:
         with self._lock:
             now = self.clock()
+            stamp = repr(now)
             state, limit = self._state(key, limit, now)
             if state.blocked_until > now:
-                return state.blocked_until - now
+                return state.blocked_until - now, stamp
             if limit is None:
-                return 0.0
+                return 0.0, stamp
             if limit.window:
                 units = math.ceil(cost)
                 over = len(state.spent) + units - int(limit.capacity)
                 if over > 0 and state.spent:  # wait until enough of the window's spends have left it
-                    return state.spent[min(over, len(state.spent)) - 1] + limit.window - now
+                    return state.spent[min(over, len(state.spent)) - 1] + limit.window - now, stamp
                 state.spent.extend([now] * units)
-                return 0.0
+                return 0.0, stamp
             need = min(cost, limit.capacity)  # a request dearer than the bucket goes once it is full
             if state.level < need:
-                return (need - state.level) / limit.rate
+                return (need - state.level) / limit.rate, stamp
             state.level -= cost
-            return 0.0
+            return 0.0, stamp
+
+    def answered(self, key: str, cost: float, limit: Limit | None, stamp: str) -> None:
+        with self._lock:
+            now = self.clock()
+            state, limit = self._state(key, limit, now)
+            if limit is None or not limit.window:
+                return
+            units, spent_at = math.ceil(cost), float(stamp)
+            for _ in range(units):
+                if spent_at in state.spent:  # still in the window: leaves it for now (the log stays sorted)
+                    state.spent.remove(spent_at)
+            state.spent.extend([now] * units)
 
     def tell(
         self, key: str, limit: Limit | None, *, retry_after: float, learned: Limit | None, remaining: float | None
@@ -210,6 +237,7 @@ if h[4] then rate, capacity, window = tonumber(h[4]), tonumber(h[5]), tonumber(h
 %s
 local blocked = tonumber(h[3]) or 0
 local level = tonumber(h[1]) or tonumber(ARGV[5])
+local stamp = tostring(now)
 local used = 0
 if window > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
@@ -219,7 +247,7 @@ elseif rate > 0 then
 end
 local function spend(units)
   local seq = redis.call('HINCRBY', KEYS[1], 'seq', units)
-  for i = 0, units - 1 do redis.call('ZADD', KEYS[2], now, tostring(seq - i)) end
+  for i = 0, units - 1 do redis.call('ZADD', KEYS[2], stamp, tostring(seq - i)) end
 end
 """
 _SAVE = """
@@ -249,7 +277,19 @@ elseif rate > 0 then
 end
 """
     + _SAVE
-    + "return tostring(wait)\n"
+    + "return tostring(wait) .. ' ' .. stamp\n"
+)
+_ANSWERED = (
+    _STATE % ""
+    + """
+if window > 0 then
+  local units = math.ceil(tonumber(ARGV[6]))
+  local mine = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[7], ARGV[7], 'LIMIT', 0, units)
+  if #mine > 0 then redis.call('ZREM', KEYS[2], unpack(mine)) end
+  spend(units)
+end
+"""
+    + _SAVE
 )
 _TELL = (
     _STATE
@@ -287,6 +327,7 @@ class RedisBuckets:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._take = client.register_script(_TAKE)
+        self._answered = client.register_script(_ANSWERED)
         self._tell = client.register_script(_TELL)
 
     def _call(self, script: Callable[..., bytes], key: str, limit: Limit | None, *args: str) -> bytes:
@@ -299,7 +340,14 @@ class RedisBuckets:
             return b"0"
 
     def take(self, key: str, cost: float, limit: Limit | None) -> float:
-        return float(self._call(self._take, key, limit, repr(float(cost))))
+        return self.take_stamped(key, cost, limit)[0]
+
+    def take_stamped(self, key: str, cost: float, limit: Limit | None) -> tuple[float, str]:
+        wait, _, stamp = self._call(self._take, key, limit, repr(float(cost))).decode().partition(" ")
+        return float(wait), stamp
+
+    def answered(self, key: str, cost: float, limit: Limit | None, stamp: str) -> None:
+        self._call(self._answered, key, limit, repr(float(cost)), stamp)
 
     def tell(
         self, key: str, limit: Limit | None, *, retry_after: float, learned: Limit | None, remaining: float | None
@@ -321,21 +369,33 @@ class AccountQuota:
     max_sleep_started: float = MAX_SLEEP_SECONDS  # after it
     sleep: Callable[[float], None] = time.sleep
     started: bool = False
+    stamps: dict[str, str] = field(default_factory=dict)  # per pool: where the last spend was logged
 
     def spend(self, cost: float, pool: str = "") -> None:
         """Wait for `cost` units (sleeping up to the page's bound); a longer wait is RateLimited for the queue.
 
         A pool's requests spend from the pool's own budget, and wait out the account's Retry-After too."""
         while True:
-            wait = self.buckets.take(self.key, 0 if pool else cost, self.limit)
+            wait, stamp = self.buckets.take_stamped(self.key, 0 if pool else cost, self.limit)
             if pool and wait <= 0:
-                wait = self.buckets.take(f"{self.key}:{pool}", cost, self.pools.get(pool))
+                wait, stamp = self.buckets.take_stamped(f"{self.key}:{pool}", cost, self.pools.get(pool))
             if wait <= 0:
                 self.started = True
+                self.stamps[pool] = stamp
                 return
             if wait > (self.max_sleep_started if self.started else self.max_sleep):
                 raise RateLimited(f"{self.key}: the account's shared rate budget is spent for {wait:.1f} s", wait)
             self.sleep(wait)
+
+    def answered(self, cost: float, pool: str = "") -> None:
+        """The answer to the last spend of `cost` units came back: a rolling window counts them from now."""
+        stamp = self.stamps.pop(pool, "")
+        if not stamp:  # nothing logged (the budget was unreachable)
+            return
+        if pool:
+            self.buckets.answered(f"{self.key}:{pool}", cost, self.pools.get(pool), stamp)
+        else:
+            self.buckets.answered(self.key, cost, self.limit, stamp)
 
     def tell(
         self,

@@ -136,6 +136,27 @@ def test_a_rolling_window_grants_its_calls_then_waits_for_the_oldest_to_leave_it
     assert 55 < other.take(KEY, 1, limit) <= 60 * 1.02  # the first call leaves the window (and our slack)
 
 
+def test_an_answered_spend_counts_from_its_answer_in_a_rolling_window() -> None:
+    now = [0.0]
+    quota = AccountQuota(LocalBuckets(clock=lambda: now[0]), KEY, None, {"search": rolling(2, 1)})
+    quota.spend(1, "search")  # logged at 0 ...
+    now[0] = 0.4
+    quota.answered(1, "search")  # ... answered at 0.4: the provider may have counted it as late as that
+    window = rolling(2, 1).window
+    assert quota.buckets.take(f"{KEY}:search", 1, rolling(2, 1)) == 0  # one of two in the window
+    assert quota.buckets.take(f"{KEY}:search", 1, rolling(2, 1)) == pytest.approx(window)  # 0.4 + window
+
+
+def test_an_answered_spend_leaves_its_place_in_the_shared_log(redis_url: str) -> None:
+    limit = rolling(2, 60)
+    buckets = RedisBuckets(redis.Redis.from_url(redis_url))
+    quota = AccountQuota(buckets, KEY, limit)
+    quota.spend(1)
+    quota.answered(1)  # its entry moves to now rather than being counted twice
+    assert buckets.take(KEY, 1, limit) == 0
+    assert 59 < buckets.take(KEY, 1, limit) <= limit.window
+
+
 def test_calls_a_window_announces_as_spent_elsewhere_count_as_spent(pair: tuple[Buckets, Buckets]) -> None:
     one, other = pair
     one.tell(KEY, None, retry_after=0, learned=rolling(5, 60), remaining=2)  # 3 spent by someone else
@@ -146,7 +167,7 @@ def test_calls_a_window_announces_as_spent_elsewhere_count_as_spent(pair: tuple[
 def test_the_documented_limits_are_the_defaults_and_the_setting_overrides_them() -> None:
     assert configured_limit("", "google") == per_second(250) == DOCUMENTED["google"]
     assert configured_limit("", "salesforce") is None
-    assert configured_limit("hubspot=190/10, google=off", "hubspot") == rolling(190, 10) == Limit(19.0, 190, 10.25)
+    assert configured_limit("hubspot=190/10, google=off", "hubspot") == rolling(190, 10) == Limit(19.0, 190, 10.2)
     assert configured_limit("hubspot=190/10, google=off", "google") is None
     assert configured_limit("google=500/2", "google") == per_second(250)
     with pytest.raises(ValueError, match="RATE_LIMITS"):
