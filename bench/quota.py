@@ -14,6 +14,12 @@ threads each. The emulator enforces its per-user ceiling:
            no rate-limit headers), every other call 100 per 10 s (TEN_SECONDLY_ROLLING, a sliding window,
            announced in X-HubSpot-RateLimit-*); one rep connected: its six streams share one account.
            Searches are the backfill's binding limit (about 4 in 5 calls), so quota use is the searches'.
+  hubspot-fetch  the same world, limits and budget (Redis), but no product: one thread per stream fetches
+           its pages back to back and stores nothing - what the shared budget alone lets through. Set
+           beside the backfill's figure it tells the budget from the store: on the 2-core dev box the
+           budget reaches 96-98 % here while the backfill stays store-bound (a contacts page of 600 takes
+           ~1-2 s to store against 0.6 s of searches), 67-78 % (issue 8: 45-64 % before the budget
+           counted requests from their answers).
 
 What the emulator served and refused is read inside the emulator (this process wraps its counters): per
 account, the units served (Gmail quota units; HubSpot calls) between the first and the last served call,
