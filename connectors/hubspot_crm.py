@@ -338,13 +338,14 @@ def _archived_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCurs
         token = ((reply.body.get("paging") or {}).get("next") or {}).get("after")
         if not token:
             until = started - CLOCK_SKEW_MS
-            idle = replace(state, phase="idle", archived_since=until, gone=state.gone.add(archived.items(), until))
+            gone, tail = state.gone.add(archived.items(), until), state.tail.without(archived)
+            idle = replace(state, phase="idle", archived_since=until, gone=gone, tail=tail)
             return Page(out.observations, out.rejections, idle.to_json(), True, api.calls, False)
         if str(token) == after:
             raise ConnectorError(f"{what}: repeated page token {after!r}: refusing to loop")
         after = str(token)
-    gone = state.gone.add(archived.items(), since)
-    cursor = replace(state, archived_after=after, archived_started=started, gone=gone)
+    gone, tail = state.gone.add(archived.items(), since), state.tail.without(archived)
+    cursor = replace(state, archived_after=after, archived_started=started, gone=gone, tail=tail)
     return Page(out.observations, out.rejections, cursor.to_json(), False, api.calls, False)
 
 

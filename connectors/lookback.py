@@ -36,6 +36,11 @@ class Tail:
         kept = sorted(((s, i) for i, s in merged.items() if s >= floor), reverse=True)[:TAIL_MAX]
         return Tail({i: s for s, i in kept})
 
+    def without(self, record_ids: Iterable[str]) -> Tail:
+        """The tail less some records (deleted since: their next sighting is news whatever its time)."""
+        gone = set(record_ids)
+        return Tail({i: s for i, s in self.stamps.items() if i not in gone}) if gone & set(self.stamps) else self
+
     def to_json(self) -> dict[str, int]:
         return dict(self.stamps)
 

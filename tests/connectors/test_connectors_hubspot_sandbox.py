@@ -413,6 +413,21 @@ def test_incremental_engagements_see_new_changed_cancelled_and_archived(sb: Sand
     assert f"meeting:{meeting_ids[0]}" in observed(run("meetings", ctx, meetings_done), Deletion)
 
 
+def test_a_record_deleted_and_restored_at_its_old_time_is_sent_again(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    done = run("calls", ctx)[-1].cursor
+    with sb.hubspot.lock:
+        newest = max(live(sb, "calls").values(), key=lambda r: (r.updated_ms, r.id))
+        stamp = newest.updated_ms  # read again by every run's re-read minute
+        sb.hubspot.store.archive("calls", newest.id)
+    archived = run("calls", ctx, done)
+    assert observed(archived, Deletion) == [f"call:{newest.id}"]
+    with sb.hubspot.lock:
+        sb.hubspot.store.restore("calls", newest.id)
+        sb.hubspot.store.set_modified("calls", [newest.id], stamp)  # back as it was, modification time too
+    assert observed(run("calls", ctx, archived[-1].cursor), ActivityObservation) == [f"call:{newest.id}"]
+
+
 def test_null_properties_are_tolerated(sb: Sandbox) -> None:
     with sb.hubspot.lock:
         empty = sb.hubspot.store.create("contacts", {"email": None, "firstname": None, "phone": None})

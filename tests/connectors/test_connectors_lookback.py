@@ -41,3 +41,10 @@ def test_the_newest_versions_are_kept_past_the_cap_and_nothing_unknown_is_skippe
 def test_a_tail_not_understood_expires_the_cursor() -> None:
     with pytest.raises(CursorExpired):
         Tail.from_json({"1": "soon"})
+
+
+@given(pairs, st.sets(ids, max_size=5))
+def test_a_record_left_out_is_never_skipped_again(seen: list[tuple[str, int]], gone: set[str]) -> None:
+    tail = Tail().add(seen, 0).without(gone)
+    assert not any(tail.emitted(i, s) for i, s in seen if i in gone)
+    assert all(tail.emitted(i, s) for i, s in dict(seen).items() if i not in gone)
