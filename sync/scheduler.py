@@ -32,6 +32,7 @@ def _start_due(rt: Runtime, now: datetime, connection_ids: Sequence[int] | None 
         .where(SyncState.next_run_at <= now, SyncState.running.is_(False), Connection.status == "active")
         .order_by(SyncState.next_run_at)
         .limit(BATCH)
+        .with_for_update(of=SyncState, skip_locked=True)  # PostgreSQL: never wait on a row a page job holds
     )
     if connection_ids is not None:
         query = query.where(SyncState.connection_id.in_(connection_ids))
@@ -61,6 +62,11 @@ def reconcile(rt: Runtime, now: datetime) -> int:
 
     The resend counts as progress (and drops the dead lease), so a chain is resent once per lease
     period, not again on every tick while its new message waits behind a backlog.
+
+    On PostgreSQL the rows are locked first, skipping those a page job holds (it is working on
+    that chain right now), so the multi-row UPDATE waits for no one. When it waited, it deadlocked with page
+    jobs (each holds its own row, and its org's lock while it stores a page), and the page that lost had to
+    be fetched again.
     """
     quiet = now - timedelta(seconds=rt.settings.lease_seconds)
     stalled = and_(
@@ -75,11 +81,15 @@ def reconcile(rt: Runtime, now: datetime) -> int:
         ),
     )
     with rt.writes.begin() as session:
-        ids = list(session.execute(select(SyncState.id).where(stalled).limit(BATCH)).scalars())
+        ids = list(
+            session.execute(
+                select(SyncState.id).where(stalled).limit(BATCH).with_for_update(skip_locked=True)
+            ).scalars()
+        )
         resent = (
             session.execute(
                 update(SyncState)
-                .where(SyncState.id.in_(ids), stalled)  # still stalled: a worker may have taken it meanwhile
+                .where(SyncState.id.in_(ids), stalled)  # still stalled (SQLite: a worker may have taken it meanwhile)
                 .values(lease_owner=None, lease_until=None, last_progress_at=now)
                 .returning(SyncState.connection_id, SyncState.stream, SyncState.version)
             ).all()
@@ -126,6 +136,7 @@ def start_all(rt: Runtime, org_id: int | None = None) -> int:
             select(SyncState.id)
             .join(Connection, Connection.id == SyncState.connection_id)
             .where(Connection.status == "active", SyncState.running.is_(False))
+            .with_for_update(of=SyncState, skip_locked=True)  # PostgreSQL: a stream a job holds is not waited for
         )
         if org_id is not None:
             query = query.where(Connection.org_id == org_id)
