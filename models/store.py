@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Insert, Table, any_, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from models.tables import Base, Contact, Org
@@ -19,6 +20,33 @@ def lock_org(session: Session, org_id: int) -> int:
     """
     seq = session.execute(select(Org.feed_seq).where(Org.id == org_id).with_for_update()).scalar_one()
     return int(seq)
+
+
+def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)`; on PostgreSQL `column = ANY(:array)`, one parameter however many values.
+
+    An IN list's text changes with its length, so psycopg parses it anew each time and SQLAlchemy renders a
+    cast per value: ~2 ms of client CPU for 500 values, against ~0.4 ms for the array (same index scans).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(list(values)))
+
+
+def pairs_among(session: Session, columns: tuple[Any, Any], pairs: Sequence[tuple[Any, Any]]) -> ColumnElement[bool]:
+    """`(a, b) IN (pairs)`; on PostgreSQL against `unnest(:as, :bs)`: two parameters however many pairs."""
+    first, second = columns
+    if session.get_bind().dialect.name != "postgresql":
+        return cast(ColumnElement[bool], tuple_(first, second).in_(list(pairs)))
+    zipped = (
+        func.unnest(
+            bindparam(None, [a for a, _ in pairs], type_=ARRAY(first.type)),
+            bindparam(None, [b for _, b in pairs], type_=ARRAY(second.type)),
+        )
+        .table_valued("a", "b")
+        .render_derived()
+    )
+    return tuple_(first, second).in_(select(zipped.c.a, zipped.c.b))
 
 
 def bulk_insert(table: type[Base]) -> Insert:

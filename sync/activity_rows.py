@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.store import among
 from models.tables import Activity, Interaction, Participant, Sighting
 
 Copy = tuple[int, datetime, str | None, bool]  # activity id, occurred_at, noise, malformed From
@@ -57,13 +58,13 @@ def activity_rows(session: Session, ids: list[int], written: Written) -> Activit
         return rows
     rows.copies += session.execute(
         select(Sighting.activity_id, Sighting.occurred_at, Sighting.noise, Sighting.malformed_from).where(
-            Sighting.activity_id.in_(rest)
+            among(session, Sighting.activity_id, rest)
         )
     ).all()
     rows.participants += session.execute(
         select(
             Participant.activity_id, Participant.role, Participant.email, Participant.declined, Participant.person_ref
-        ).where(Participant.activity_id.in_(rest))
+        ).where(among(session, Participant.activity_id, rest))
     ).all()
     rows.interactions += session.execute(
         select(
@@ -72,9 +73,11 @@ def activity_rows(session: Session, ids: list[int], written: Written) -> Activit
             Interaction.identity_id,
             Interaction.kind,
             Interaction.occurred_at,
-        ).where(Interaction.activity_id.in_(rest))
+        ).where(among(session, Interaction.activity_id, rest))
     ).all()
     rows.activities += session.execute(
-        select(Activity.id, Activity.kind, Activity.occurred_at, Activity.noise).where(Activity.id.in_(rest))
+        select(Activity.id, Activity.kind, Activity.occurred_at, Activity.noise).where(
+            among(session, Activity.id, rest)
+        )
     ).all()
     return rows

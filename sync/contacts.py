@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.store import bulk_update, insert_with_ids
+from models.store import among, bulk_update, insert_with_ids
 from models.tables import Contact, Identity, Participant, PersonRecord
 from sync.identity import email_key, is_user_ref, ref_key, split_key
 from sync.interactions import OrgView
@@ -63,7 +63,9 @@ class ContactBook:
         """The participants of copies about to be removed are suspects."""
         for batch in chunks(sighting_ids):
             for email, ref in self.session.execute(
-                select(Participant.email, Participant.person_ref).where(Participant.sighting_id.in_(batch))
+                select(Participant.email, Participant.person_ref).where(
+                    among(self.session, Participant.sighting_id, batch)
+                )
             ):
                 key = participant_key(email, ref)
                 if key:
@@ -113,14 +115,16 @@ class ContactBook:
         emails: dict[int, list[str]] = defaultdict(list)
         refs: dict[int, list[str]] = defaultdict(list)
         for contact_id, kind, value in self.session.execute(
-            select(Identity.contact_id, Identity.kind, Identity.value).where(Identity.contact_id.in_(contact_ids))
+            select(Identity.contact_id, Identity.kind, Identity.value).where(
+                among(self.session, Identity.contact_id, contact_ids)
+            )
         ):
             (emails if kind == "email" else refs)[contact_id].append(value)
         record_names = self._counted(
             select(PersonRecord.ref, PersonRecord.name, func.count())
             .where(
                 PersonRecord.org_id == self.org_id,
-                PersonRecord.ref.in_([r for rs in refs.values() for r in rs]),
+                among(self.session, PersonRecord.ref, [r for rs in refs.values() for r in rs]),
                 PersonRecord.name.is_not(None),
             )
             .group_by(PersonRecord.ref, PersonRecord.name),
@@ -130,7 +134,7 @@ class ContactBook:
             select(PersonRecord.ref, PersonRecord.company, func.count())
             .where(
                 PersonRecord.org_id == self.org_id,
-                PersonRecord.ref.in_([r for rs in refs.values() for r in rs]),
+                among(self.session, PersonRecord.ref, [r for rs in refs.values() for r in rs]),
                 PersonRecord.company.is_not(None),
                 PersonRecord.source.in_(CRM_SOURCES),
             )
@@ -141,7 +145,7 @@ class ContactBook:
             select(Participant.email, Participant.name, func.count())
             .where(
                 Participant.org_id == self.org_id,
-                Participant.email.in_([e for es in emails.values() for e in es]),
+                among(self.session, Participant.email, [e for es in emails.values() for e in es]),
                 Participant.name.is_not(None),
             )
             .group_by(Participant.email, Participant.name),
@@ -150,7 +154,7 @@ class ContactBook:
         changed: set[int] = set()
         rows = []
         stored = select(Contact.id, Contact.name, Contact.company_domain, Contact.company).where(
-            Contact.id.in_(contact_ids), Contact.status == "active"
+            among(self.session, Contact.id, contact_ids), Contact.status == "active"
         )
         for contact_id, *before in self.session.execute(stored):
             name, rank = _best(record_names.get(contact_id)), RECORD_NAME_RANK

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from connectors.base import ActivityObservation, Deletion, Observation, PersonObservation, Rejection
 from models.policy import StrengthPolicy
 from models.store import (
+    among,
     bulk_delete,
     bulk_insert,
     bulk_update,
@@ -286,7 +287,9 @@ def _existing_sightings(
                 select(
                     Sighting.id, Sighting.external_id, Sighting.content_hash, Sighting.activity_id, Sighting.generation
                 ).where(
-                    Sighting.connection_id == connection_id, Sighting.source == source, Sighting.external_id.in_(chunk)
+                    Sighting.connection_id == connection_id,
+                    Sighting.source == source,
+                    among(session, Sighting.external_id, chunk),
                 )
             )
             for sid, ext, digest, activity_id, generation in rows:
@@ -304,7 +307,7 @@ def _activity_ids(
         ids.update(
             session.execute(
                 select(Activity.dedupe_key, Activity.id).where(
-                    Activity.org_id == target.org_id, Activity.dedupe_key.in_(chunk)
+                    Activity.org_id == target.org_id, among(session, Activity.dedupe_key, chunk)
                 )
             ).all()
         )

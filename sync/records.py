@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Deletion, PersonObservation, Rejection
 from connectors.phones import InvalidPhone, normalize_phone
-from models.store import bulk_insert, insert_with_ids
+from models.store import among, bulk_insert, insert_with_ids
 from models.tables import PersonRecord, RecordKey, SyncState
 from sync.contacts import ContactBook
 from sync.identity import email_key, phone_key, ref_key
@@ -184,7 +184,7 @@ def _existing(
                 ).where(
                     PersonRecord.connection_id == connection_id,
                     PersonRecord.source == source,
-                    PersonRecord.external_id.in_(batch),
+                    among(session, PersonRecord.external_id, batch),
                 )
             ):
                 found[(source, ext)] = (rid, digest, generation, list(merged))
@@ -202,7 +202,7 @@ def _forget(session: Session, record_ids: list[int], book: ContactBook) -> None:
     for batch in chunks(record_ids):
         book.suspect(
             k
-            for k in session.execute(select(RecordKey.key).where(RecordKey.record_id.in_(batch))).scalars()
+            for k in session.execute(select(RecordKey.key).where(among(session, RecordKey.record_id, batch))).scalars()
             if not k.startswith("phone:")
         )
         session.execute(delete(RecordKey).where(RecordKey.record_id.in_(batch)))
@@ -233,7 +233,7 @@ def member_of_refs(session: Session, org_id: int, refs: set[str], members: dict[
     for batch in chunks(sorted(refs)):
         for ref, emails in session.execute(
             select(PersonRecord.ref, PersonRecord.emails).where(
-                PersonRecord.org_id == org_id, PersonRecord.ref.in_(batch), PersonRecord.kind == "user"
+                PersonRecord.org_id == org_id, among(session, PersonRecord.ref, batch), PersonRecord.kind == "user"
             )
         ):
             member = next((e for e in sorted(emails) if e in members), None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from models.policy import StrengthPolicy, strength
-from models.store import bulk_insert
+from models.store import among, bulk_insert, pairs_among
 from models.tables import Identity, Interaction, Relationship
 
 
@@ -24,7 +25,9 @@ def recompute_relationships(
     for start in range(0, len(identity_ids), 500):
         contact_of.update(
             session.execute(
-                select(Identity.id, Identity.contact_id).where(Identity.id.in_(identity_ids[start : start + 500]))
+                select(Identity.id, Identity.contact_id).where(
+                    among(session, Identity.id, identity_ids[start : start + 500])
+                )
             ).all()
         )
     ties = sorted({(m, contact_of[i]) for m, i in pairs if i in contact_of})
@@ -48,7 +51,10 @@ def _rebuild(
     rows = session.execute(
         select(Interaction.member_id, Identity.contact_id, Interaction.kind, Interaction.occurred_at)
         .join(Identity, Identity.id == Interaction.identity_id)
-        .where(Identity.contact_id.in_(contacts), tuple_(Interaction.member_id, Identity.contact_id).in_(ties))
+        .where(
+            among(session, Identity.contact_id, contacts),
+            pairs_among(session, (Interaction.member_id, Identity.contact_id), ties),
+        )
         .group_by(
             Interaction.member_id,
             Identity.contact_id,
@@ -59,9 +65,11 @@ def _rebuild(
     )
     for member_id, contact_id, kind, occurred_at in rows:
         found[(member_id, contact_id)].append((kind, occurred_at))
+    stale = cast(Table, Relationship.__table__)  # Core: no ORM session sync to evaluate for these rows
     session.execute(
-        delete(Relationship).where(
-            Relationship.contact_id.in_(contacts), tuple_(Relationship.member_id, Relationship.contact_id).in_(ties)
+        delete(stale).where(
+            among(session, stale.c.contact_id, contacts),
+            pairs_among(session, (stale.c.member_id, stale.c.contact_id), ties),
         )
     )
     fresh = []
@@ -103,7 +111,7 @@ def recompute_contacts(
             for m, i in session.execute(
                 select(Interaction.member_id, Interaction.identity_id)
                 .join(Identity, Identity.id == Interaction.identity_id)
-                .where(Identity.contact_id.in_(batch))
+                .where(among(session, Identity.contact_id, batch))
                 .distinct()
             )
         )

@@ -18,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models.store import bulk_insert, insert_ignore, insert_with_ids
+from models.store import among, bulk_insert, insert_ignore, insert_with_ids
 from models.tables import Activity, Contact, Identity, IdentityConflict, Participant, RecordKey
 from sync.freemail import company_domain
 from sync.identity import HUB_LIMIT, RecordView, components, split_key
@@ -72,7 +72,7 @@ def identity_rows(session: Session, org_id: int, keys: Iterable[str]) -> dict[st
         for batch in chunks(values):
             for ident_id, value, contact_id, origin in session.execute(
                 select(Identity.id, Identity.value, Identity.contact_id, Identity.origin_contact_id).where(
-                    Identity.org_id == org_id, Identity.kind == kind, Identity.value.in_(batch)
+                    Identity.org_id == org_id, Identity.kind == kind, among(session, Identity.value, batch)
                 )
             ):
                 found[f"{kind}:{value}"] = Known(ident_id, contact_id, origin)
@@ -104,7 +104,7 @@ def neighbourhood(session: Session, org_id: int, seeds: set[str], prior: Prior |
             for ident_id, kind, value, contact_id, origin in session.execute(
                 select(
                     Identity.id, Identity.kind, Identity.value, Identity.contact_id, Identity.origin_contact_id
-                ).where(Identity.contact_id.in_(batch))
+                ).where(among(session, Identity.contact_id, batch))
             ):
                 key = f"{kind}:{value}"
                 hood.identities[key] = Known(ident_id, contact_id, origin)
@@ -126,7 +126,7 @@ def _records_around(session: Session, org_id: int, frontier: set[str], hood: Nei
                 key: int(n)
                 for key, n in session.execute(
                     select(RecordKey.key, func.count())
-                    .where(RecordKey.org_id == org_id, RecordKey.key.in_(batch))
+                    .where(RecordKey.org_id == org_id, among(session, RecordKey.key, batch))
                     .group_by(RecordKey.key)
                 )
             }
@@ -140,14 +140,14 @@ def _records_around(session: Session, org_id: int, frontier: set[str], hood: Nei
     for batch in chunks(sorted(expand)):
         record_ids.update(
             session.execute(
-                select(RecordKey.record_id).where(RecordKey.org_id == org_id, RecordKey.key.in_(batch))
+                select(RecordKey.record_id).where(RecordKey.org_id == org_id, among(session, RecordKey.key, batch))
             ).scalars()
         )
     new_ids = sorted(record_ids - set(hood.records))
     keys_of: dict[int, set[str]] = defaultdict(set)
     for id_batch in chunks(new_ids):
         for record_id, key in session.execute(
-            select(RecordKey.record_id, RecordKey.key).where(RecordKey.record_id.in_(id_batch))
+            select(RecordKey.record_id, RecordKey.key).where(among(session, RecordKey.record_id, id_batch))
         ):
             keys_of[record_id].add(key)
     carried: set[str] = set()
@@ -178,7 +178,7 @@ def evidenced(session: Session, org_id: int, keys: set[str]) -> set[str]:
     for batch in chunks(sorted(keys)):
         found.update(
             session.execute(
-                select(RecordKey.key).where(RecordKey.org_id == org_id, RecordKey.key.in_(batch)).distinct()
+                select(RecordKey.key).where(RecordKey.org_id == org_id, among(session, RecordKey.key, batch)).distinct()
             ).scalars()
         )
     emails = [split_key(k)[1] for k in keys if k.startswith("email:") and k not in found]
@@ -190,7 +190,7 @@ def evidenced(session: Session, org_id: int, keys: set[str]) -> set[str]:
                 for v in session.execute(
                     select(column)
                     .join(Activity, Activity.id == Participant.activity_id)
-                    .where(Participant.org_id == org_id, column.in_(batch), Activity.noise.is_(None))
+                    .where(Participant.org_id == org_id, among(session, column, batch), Activity.noise.is_(None))
                     .distinct()
                 ).scalars()
             )
@@ -292,7 +292,9 @@ def _free_contacts(session: Session, ids: set[int]) -> set[int]:
     free: set[int] = set()
     for batch in chunks(wanted):
         free.update(
-            session.execute(select(Contact.id).where(Contact.id.in_(batch), Contact.status != "active")).scalars()
+            session.execute(
+                select(Contact.id).where(among(session, Contact.id, batch), Contact.status != "active")
+            ).scalars()
         )
     return free
 
