@@ -1,8 +1,18 @@
 """The contacts and engagement streams: one page of a last-modified walk (or of the archived list) per call.
 
 A run walks the type with the search API (see hubspot_scan), then - on incremental runs - lists the
-archived records (`archived=true`, the only place deletions show) newer than the last run's start,
-as Deletions. A full pass needs no archived walk: its end is where the next run's window starts.
+archived records (`archived=true`, the only place deletions show: search never returns an archived
+record) newer than the last run's start, as Deletions. A full pass needs no archived walk: its end is
+where the next run's window starts.
+
+An incremental run opens with a probe (_probe_page): one search for the newest records, newest first,
+whose `total` counts the live records. When its 200 reach back past the run's anchor they are every change
+since the last run, and the walk is skipped. When nothing changed and the live count is the last count,
+nothing was archived either - a record created or restored meanwhile would show as a change, and HubSpot
+counts and finds records from the same index - so the run ends there: an unchanged portal costs one call.
+Otherwise the archived list follows (from the last list's start: a skipped list moves no window, so an
+archive the count shows a run late is still read), and at least hourly (ARCHIVED_RECHECK_MS) whatever
+the count says. 200 changes or more hand over to the walk.
 
 Why search for the full pass too: 200 records a call against the list API's 100; engagements need
 their contacts from v4 association batch reads (up to 1,000 ids a call), so an engagement page is as many
@@ -19,11 +29,11 @@ passes, and a record modified during the pass moves later in the walk instead of
 Each run re-reads the minute before the latest change seen (OVERLAP_MS: search indexes lag writes) and
 the archived list from five minutes before the last run's start (CLOCK_SKEW_MS). What those margins bring
 back unchanged - the same id with the same modification or archive time - was emitted by an earlier page
-and is left out (connectors.lookback): an unchanged portal costs one search and one archived-list call per
-stream, and no association read.
+and is left out (connectors.lookback), so a probe that brings back only those maps nothing (engagements
+read no associations).
 
 Cursor (JSON, stored verbatim; every phase also carries "tail" and "gone", {id: MS} of what the margins
-will bring back, see connectors.lookback):
+will bring back, see connectors.lookback, and "live_total", the last live count):
   {"v": 1, "phase": "scan", "full": F, "scan": {...Scan...}, "archived_since": MS}   walking
     (contacts add "companies": {...CompanyNames...} once a page has read company names)
   {"v": 1, "phase": "archived", "full": false, "scan": {...}, "archived_since": MS,
@@ -36,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC
+from itertools import pairwise
 from typing import Any
 
 from connectors.base import JSON, ConnectorError, CursorExpired, Deletion, FetchContext, Page
@@ -57,6 +68,9 @@ from connectors.lookback import Tail
 CURSOR_VERSION = 1
 OVERLAP_MS = 60_000  # search indexes lag writes by seconds: each run re-reads the minute before its start
 CLOCK_SKEW_MS = 300_000  # the archived window opens this long before the server's clock at a run's start
+# the archived list is read at least this often even when the live count says nothing was archived (a bound
+# on how late a deletion shows should a restore ever fail to stamp its record modified)
+ARCHIVED_RECHECK_MS = 3_600_000
 ARCHIVED_PAGE = 100
 ASSOCIATION_BATCH = 1000
 MAX_FOLLOW_UPS = 50  # association calls beyond the first ones, per page (a contact list over 500 is rare)
@@ -100,13 +114,14 @@ class CrmCursor:
     archived_after: str | None = None
     archived_started: int | None = None
     companies: CompanyNames = field(default_factory=CompanyNames)  # contacts, while walking
+    live_total: int | None = None  # live records at the last count (a full pass's or a probe's first search)
     tail: Tail = field(default_factory=Tail)  # records emitted within OVERLAP_MS of the walk's hwm
     gone: Tail = field(default_factory=Tail)  # Deletions emitted, by archivedAt, within the archived window
 
     def to_json(self) -> JSON:
         out: JSON = {"v": CURSOR_VERSION, "phase": self.phase, "full": self.full, "scan": self.scan.to_json()}
         out["archived_since"] = self.archived_since
-        out["tail"], out["gone"] = self.tail.to_json(), self.gone.to_json()
+        out["tail"], out["gone"], out["live_total"] = self.tail.to_json(), self.gone.to_json(), self.live_total
         if self.phase == "scan" and not self.companies.empty:
             out["companies"] = self.companies.to_json()
         if self.phase == "archived":
@@ -123,6 +138,7 @@ class CrmCursor:
         try:
             since = raw.get("archived_since")
             started = raw.get("archived_started")
+            total = raw.get("live_total")
             return cls(
                 phase=str(raw["phase"]),
                 full=bool(raw["full"]),
@@ -131,6 +147,7 @@ class CrmCursor:
                 archived_after=None if raw.get("archived_after") is None else str(raw["archived_after"]),
                 archived_started=None if started is None else int(started),
                 companies=CompanyNames.from_json(raw.get("companies")),
+                live_total=None if total is None else int(total),
                 tail=Tail.from_json(raw.get("tail")),
                 gone=Tail.from_json(raw.get("gone")),
             )
@@ -140,7 +157,9 @@ class CrmCursor:
     def next_run(self) -> CrmCursor:
         """A new incremental run: the walk resumes a little before the latest change seen."""
         start = Scan(anchor=max(0, self.scan.hwm - OVERLAP_MS), hwm=self.scan.hwm)
-        return CrmCursor("scan", False, start, self.archived_since, tail=self.tail, gone=self.gone)
+        return CrmCursor(
+            "probe", False, start, self.archived_since, live_total=self.live_total, tail=self.tail, gone=self.gone
+        )
 
 
 def read_associations(
@@ -264,18 +283,20 @@ def _walk(
     """A page's searches of the walk (searches_per_page); the cursor after them."""
     records: list[Record] = []
     scan, ended = state.scan, False
-    since, first_ms, remaining = state.archived_since, 0, 0
+    since, first_ms, remaining, live_total = state.archived_since, 0, 0, state.live_total
     what = f"hubspot {stream.object_type} search"
     searches = searches_per_page(name, ctx.page_size)
 
     def search(body: JSON) -> list[Record]:
-        nonlocal since, first_ms, remaining
+        nonlocal since, first_ms, remaining, live_total
         reply = api.call(what, api.search.do_search, stream.object_type, body)
         if not first_ms:
             now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
             first_ms = reply.server_ms() or int(now.timestamp() * 1000)
             total = reply.body.get("total")
             remaining = total if isinstance(total, int) else 0
+            if state.full and state.live_total is None and isinstance(total, int):  # a full pass's first: all
+                live_total = total
         if since is None:
             since = max(0, (reply.server_ms() or 0) - CLOCK_SKEW_MS)
         return results(reply, what)
@@ -291,17 +312,61 @@ def _walk(
     fresh = [r for i, r in latest.items() if not state.tail.emitted(i, stamps[i])]  # the lookback's re-reads out
     tail = state.tail.add(stamps.items(), scan.hwm - OVERLAP_MS)
     pages_left = 1 if ended else max(1, -(-remaining // (searches * SEARCH_LIMIT)))
-    return Walked(fresh, ended, pages_left, first_ms), replace(state, scan=scan, archived_since=since, tail=tail)
+    after = replace(state, scan=scan, archived_since=since, tail=tail, live_total=live_total)
+    return Walked(fresh, ended, pages_left, first_ms), after
+
+
+def _mapped(api: HubspotApi, name: str, walked: Walked, state: CrmCursor) -> tuple[Mapped, CompanyNames]:
+    """A page's records as the stream emits them, and the company names to keep (contacts)."""
+    if name == "contacts":
+        return _map_contacts_page(api, walked, state)
+    return _map_engagements(api, name, walked.records), state.companies
+
+
+def _probe_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor, ctx: FetchContext) -> Page:
+    """An incremental run's first call: the newest records, newest first, and how many live records there are.
+
+    When the answer reaches past the run's anchor it holds every change since the last run: those are the
+    page, and the walk is not needed. With no change at all and the same live count as last time, nothing
+    was archived either (a creation or a restore would have shown as a change), so the run ends here; else
+    the archived list follows. An answer that does not reach the anchor (200 changes or more) hands over to
+    the walk from the anchor."""
+    what = f"hubspot {stream.object_type} search"
+    body: JSON = {
+        "sorts": [{"propertyName": stream.modified, "direction": "DESCENDING"}],
+        "properties": list(dict.fromkeys([*stream.properties, stream.modified])),
+        "limit": SEARCH_LIMIT,
+    }
+    reply = api.call(what, api.search.do_search, stream.object_type, body)
+    found = results(reply, what)
+    stamps = [modified_ms(r, stream.modified) for r in found]
+    if any(b > a for a, b in pairwise(stamps)):
+        raise ConnectorError(f"{what}: results outside the requested order")
+    total = reply.body.get("total")
+    live_total = total if isinstance(total, int) else None
+    anchor = state.scan.anchor
+    if len(found) >= SEARCH_LIMIT and stamps[-1] >= anchor:  # more changes than one answer: walk them
+        return Page([], [], replace(state, phase="scan", live_total=live_total).to_json(), False, api.calls, False)
+    changed = {record_id(r): (r, t) for r, t in zip(found, stamps, strict=True) if t >= anchor}
+    hwm = max([state.scan.hwm, *(t for _, t in changed.values())])
+    fresh = [r for i, (r, t) in changed.items() if not state.tail.emitted(i, t)]
+    tail = state.tail.add(((i, t) for i, (_, t) in changed.items()), hwm - OVERLAP_MS)
+    now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
+    server_ms = reply.server_ms() or int(now.timestamp() * 1000)
+    mapped, _ = _mapped(api, name, Walked(fresh, True, 1, server_ms), replace(state, companies=CompanyNames()))
+    after = replace(state, scan=replace(state.scan, hwm=hwm), tail=tail, live_total=live_total)
+    listed_lately = server_ms - (state.archived_since or 0) < ARCHIVED_RECHECK_MS
+    if not fresh and live_total is not None and live_total == state.live_total and listed_lately:
+        return Page(mapped.observations, mapped.rejections, replace(after, phase="idle").to_json(), True, api.calls)
+    cursor = replace(after, phase="archived", archived_after=None, archived_started=None)
+    return Page(mapped.observations, mapped.rejections, cursor.to_json(), False, api.calls, False)
 
 
 def _scan_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor, ctx: FetchContext) -> Page:
     """A page of the walk, mapped; the walk's end ends a full pass (else the archived list follows)."""
     walked, after = _walk(api, stream, name, state, ctx)
-    if name == "contacts":
-        mapped, companies = _map_contacts_page(api, walked, state)
-        after = replace(after, companies=companies)
-    else:
-        mapped = _map_engagements(api, name, walked.records)
+    mapped, companies = _mapped(api, name, walked, state)
+    after = replace(after, companies=companies)
     if not walked.ended:
         cursor = after
     elif state.full:
@@ -356,6 +421,8 @@ def fetch_crm_page(name: str, cursor: JSON | None, ctx: FetchContext) -> Page:
         state = state.next_run()
     api = HubspotApi(ctx)
     stream = STREAMS[name]
+    if state.phase == "probe":
+        return _probe_page(api, stream, name, state, ctx)
     if state.phase == "scan":
         return _scan_page(api, stream, name, state, ctx)
     return _archived_page(api, stream, name, state, ctx)

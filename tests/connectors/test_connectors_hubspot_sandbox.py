@@ -30,7 +30,7 @@ from connectors.base import (
     TransientError,
     Unauthorized,
 )
-from connectors.hubspot_crm import OVERLAP_MS
+from connectors.hubspot_crm import ARCHIVED_RECHECK_MS, OVERLAP_MS
 from connectors.registry import get_connector
 from sandbox.hubspot_data import generate_portal
 from sandbox.server import Sandbox
@@ -372,13 +372,13 @@ def test_incremental_contacts_after_create_update_archive_merge(sb: Sandbox) -> 
     assert [o for p in quiet for o in p.observations] == []
 
 
-def test_an_unchanged_engagement_stream_costs_a_search_and_an_archived_list(sb: Sandbox) -> None:
+def test_an_unchanged_engagement_stream_costs_one_search(sb: Sandbox) -> None:
     ctx = ctx_for(sb)
     done = run("calls", ctx)[-1].cursor
     sb.hubspot.reset_stats()
     quiet = run("calls", ctx, done)
     assert [o for p in quiet for o in p.observations] == []
-    assert sb.hubspot.stats_snapshot()["calls"] == {"search": 1, "list": 1}  # no association read
+    assert sb.hubspot.stats_snapshot()["calls"] == {"search": 1}  # no archived list, no association read
     with sb.hubspot.lock:
         newest = max(live(sb, "calls").values(), key=lambda r: (r.updated_ms, r.id))
         sb.hubspot.store.update("calls", newest.id, {"hs_call_title": "Again"})  # inside the re-read minute
@@ -388,29 +388,42 @@ def test_an_unchanged_engagement_stream_costs_a_search_and_an_archived_list(sb: 
     changed = run("calls", ctx, quiet[-1].cursor)
     assert sorted(observed(changed, ActivityObservation)) == sorted([f"call:{newest.id}", f"call:{late}"])
     assert observed(changed, Deletion) == [f"call:{gone.id}"]
+    sb.hubspot.reset_stats()
     assert [o for p in run("calls", ctx, changed[-1].cursor) for o in p.observations] == []
+    assert sb.hubspot.stats_snapshot()["calls"] == {"search": 1}
 
 
-def test_incremental_engagements_see_new_changed_cancelled_and_archived(sb: Sandbox) -> None:
+def test_an_archive_alone_shows_in_the_live_count_and_is_read_from_the_archived_list(sb: Sandbox) -> None:
     ctx = ctx_for(sb)
-    calls_done = run("calls", ctx)[-1].cursor
-    meetings_done = run("meetings", ctx)[-1].cursor
-    store = sb.hubspot.store
+    done = run("meetings", ctx)[-1].cursor
     with sb.hubspot.lock:
-        call_ids, meeting_ids = sorted(live(sb, "calls")), sorted(live(sb, "meetings"))
-        contact = next(iter(live(sb, "contacts")))
-        made = store.create(
-            "calls", {"hs_timestamp": "2026-11-01T09:00:00Z", "hubspot_owner_id": None}, {"contacts": [contact]}
-        )
-        store.update("calls", call_ids[0], {"hs_call_title": "Renamed"})
-        store.archive("calls", call_ids[1])
-        store.update("meetings", meeting_ids[0], {"hs_meeting_outcome": "CANCELED"})
-    calls = run("calls", ctx, calls_done)
-    activities = {o.external_id: o for p in calls for o in p.observations if isinstance(o, ActivityObservation)}
-    assert {f"call:{made.id}", f"call:{call_ids[0]}"} <= set(activities)
-    assert activities[f"call:{made.id}"].participants[0].person_ref == f"hubspot:{contact}"
-    assert f"call:{call_ids[1]}" in observed(calls, Deletion)
-    assert f"meeting:{meeting_ids[0]}" in observed(run("meetings", ctx, meetings_done), Deletion)
+        oldest = sorted(live(sb, "meetings"))[0]  # modified long ago: no search shows it changing
+        sb.hubspot.store.archive("meetings", oldest)
+    sb.hubspot.reset_stats()
+    pages = run("meetings", ctx, done)
+    assert observed(pages, Deletion) == [f"meeting:{oldest}"] and observed(pages, ActivityObservation) == []
+    assert sb.hubspot.stats_snapshot()["calls"] == {"search": 1, "list": 1}
+
+
+def test_the_archived_list_is_read_hourly_whatever_the_count_says(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    done = run("meetings", ctx)[-1].cursor
+    sb.hubspot.reset_stats()
+    stale = run("meetings", ctx, {**done, "archived_since": done["archived_since"] - ARCHIVED_RECHECK_MS})
+    assert sb.hubspot.stats_snapshot()["calls"] == {"search": 1, "list": 1}
+    sb.hubspot.reset_stats()
+    run("meetings", ctx, stale[-1].cursor)  # listed just now: the count alone decides again
+    assert sb.hubspot.stats_snapshot()["calls"] == {"search": 1}
+
+
+def test_more_changes_than_one_answer_holds_are_walked_in_order(sb: Sandbox) -> None:
+    ctx = ctx_for(sb)
+    done = run("contacts", ctx)[-1].cursor
+    with sb.hubspot.lock:
+        made = [sb.hubspot.store.create("contacts", {"email": f"new{i}@bulk.test"}).id for i in range(250)]
+    pages = run("contacts", ctx, done)
+    assert {str(i) for i in made} <= set(observed(pages, PersonObservation))
+    assert len(observed(pages, PersonObservation)) == len(set(observed(pages, PersonObservation)))
 
 
 def test_a_record_deleted_and_restored_at_its_old_time_is_sent_again(sb: Sandbox) -> None:
