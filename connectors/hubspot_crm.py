@@ -28,12 +28,12 @@ passes, and a record modified during the pass moves later in the walk instead of
 
 Each run re-reads the minute before the latest change seen (OVERLAP_MS: search indexes lag writes) and
 the archived list from five minutes before the last run's start (CLOCK_SKEW_MS). What those margins bring
-back unchanged - the same id with the same modification or archive time - was emitted by an earlier page
-and is left out (connectors.lookback), so a probe that brings back only those maps nothing (engagements
-read no associations).
+back unchanged - the same id with the same modification time and content, or the same archive time - was
+emitted by an earlier page and is left out (connectors.lookback), so a probe that brings back only those
+maps nothing (engagements read no associations).
 
-Cursor (JSON, stored verbatim; every phase also carries "tail" and "gone", {id: MS} of what the margins
-will bring back, see connectors.lookback, and "live_total", the last live count):
+Cursor (JSON, stored verbatim; every phase also carries "tail" and "gone", {id: [MS, digest]} of what the
+margins will bring back, see connectors.lookback, and "live_total", the last live count):
   {"v": 1, "phase": "scan", "full": F, "scan": {...Scan...}, "archived_since": MS}   walking
     (contacts add "companies": {...CompanyNames...} once a page has read company names)
   {"v": 1, "phase": "archived", "full": false, "scan": {...}, "archived_since": MS,
@@ -63,7 +63,7 @@ from connectors.hubspot_mapping import (
 )
 from connectors.hubspot_names import CompanyNames, renamed_since, resolve
 from connectors.hubspot_scan import SEARCH_LIMIT, Record, Scan, epoch_ms, is_number, modified_ms, record_id, step
-from connectors.lookback import Tail
+from connectors.lookback import Tail, digest
 
 CURSOR_VERSION = 1
 OVERLAP_MS = 60_000  # search indexes lag writes by seconds: each run re-reads the minute before its start
@@ -308,9 +308,9 @@ def _walk(
         if ended:
             break
     latest = {record_id(r): r for r in records}  # a record modified mid-page appears twice: keep its last form
-    stamps = {i: modified_ms(r, stream.modified) for i, r in latest.items()}
-    fresh = [r for i, r in latest.items() if not state.tail.emitted(i, stamps[i])]  # the lookback's re-reads out
-    tail = state.tail.add(stamps.items(), scan.hwm - OVERLAP_MS)
+    versions = [(i, modified_ms(r, stream.modified), digest(r)) for i, r in latest.items()]
+    fresh = [latest[v[0]] for v in versions if not state.tail.emitted(*v)]  # the lookback's re-reads out
+    tail = state.tail.add(versions, scan.hwm - OVERLAP_MS)
     pages_left = 1 if ended else max(1, -(-remaining // (searches * SEARCH_LIMIT)))
     after = replace(state, scan=scan, archived_since=since, tail=tail, live_total=live_total)
     return Walked(fresh, ended, pages_left, first_ms), after
@@ -349,8 +349,9 @@ def _probe_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCursor,
         return Page([], [], replace(state, phase="scan", live_total=live_total).to_json(), False, api.calls, False)
     changed = {record_id(r): (r, t) for r, t in zip(found, stamps, strict=True) if t >= anchor}
     hwm = max([state.scan.hwm, *(t for _, t in changed.values())])
-    fresh = [r for i, (r, t) in changed.items() if not state.tail.emitted(i, t)]
-    tail = state.tail.add(((i, t) for i, (_, t) in changed.items()), hwm - OVERLAP_MS)
+    versions = [(i, t, digest(r)) for i, (r, t) in changed.items()]
+    fresh = [changed[v[0]][0] for v in versions if not state.tail.emitted(*v)]
+    tail = state.tail.add(versions, hwm - OVERLAP_MS)
     now = ctx.now if ctx.now.tzinfo is not None else ctx.now.replace(tzinfo=UTC)
     server_ms = reply.server_ms() or int(now.timestamp() * 1000)
     mapped, _ = _mapped(api, name, Walked(fresh, True, 1, server_ms), replace(state, companies=CompanyNames()))
@@ -396,20 +397,20 @@ def _archived_page(api: HubspotApi, stream: CrmStream, name: str, state: CrmCurs
             rid = record_id(record)
             if rid and (archived_at is None or archived_at >= since):
                 archived[rid] = archived_at
-                if not state.gone.emitted(rid, archived_at):  # not the Deletion the last run's window sent
+                if not state.gone.emitted(rid, archived_at, ""):  # not the Deletion the last run's window sent
                     out.observations.append(
                         Deletion(SOURCE, rid if name == "contacts" else engagement_id(ENGAGEMENTS[name], rid))
                     )
         token = ((reply.body.get("paging") or {}).get("next") or {}).get("after")
         if not token:
             until = started - CLOCK_SKEW_MS
-            gone, tail = state.gone.add(archived.items(), until), state.tail.without(archived)
+            gone, tail = state.gone.add(((i, t, "") for i, t in archived.items()), until), state.tail.without(archived)
             idle = replace(state, phase="idle", archived_since=until, gone=gone, tail=tail)
             return Page(out.observations, out.rejections, idle.to_json(), True, api.calls, False)
         if str(token) == after:
             raise ConnectorError(f"{what}: repeated page token {after!r}: refusing to loop")
         after = str(token)
-    gone, tail = state.gone.add(archived.items(), since), state.tail.without(archived)
+    gone, tail = state.gone.add(((i, t, "") for i, t in archived.items()), since), state.tail.without(archived)
     cursor = replace(state, archived_after=after, archived_started=started, gone=gone, tail=tail)
     return Page(out.observations, out.rejections, cursor.to_json(), False, api.calls, False)
 

@@ -11,9 +11,10 @@ Cursor, stored verbatim by the sync layer (times ISO 8601 UTC):
   {"v": 1, "full": F, "started": S, "high": H, "next": U, "tail": {Id: MS}}
 F: the pass under way is a full pass; S: ctx.now when it began; H: the highest SystemModstamp seen
 (null before any row); U: the nextRecordsUrl of the page to fetch next (null: the pass is over); tail:
-the rows emitted within the lookback of H, by SystemModstamp in epoch ms. A row the lookback brings back
-with the same SystemModstamp is the version already emitted and is left out (connectors.lookback), so an
-unchanged org costs one query per stream and emits nothing.
+the rows emitted within the lookback of H, {Id: [SystemModstamp in epoch ms, content digest]}. A row the
+lookback brings back with the same SystemModstamp and content is the version already emitted and is left out
+(connectors.lookback; the content counts because SystemModstamp is to the second), so an unchanged org costs
+one query per stream and emits nothing.
 A cursor whose pass began more than 14 days ago is `CursorExpired`: Salesforce keeps deleted rows in
 the Recycle Bin (queryAll, getDeleted) for 15 days, so older deletions may be gone unseen and only a
 full pass (whose end sweeps what it did not see) converges. An expired query locator resumes the same
@@ -38,7 +39,7 @@ from typing import Any
 
 from connectors.base import JSON, ConnectorError, CursorExpired, FetchContext, Page, PersonObservation, owned_by
 from connectors.emails import InvalidAddress, normalize_email
-from connectors.lookback import Tail
+from connectors.lookback import Tail, digest
 from connectors.salesforce_api import BATCH_SIZE, LocatorExpired, SalesforceApi, next_url, open_api, records
 from connectors.salesforce_mapping import Mapped, map_event, map_person, map_task, parse_datetime, text
 from connectors.salesforce_soql import by_ids, contacts_of_accounts, newest_account, stream_query
@@ -184,10 +185,10 @@ def _stamp_ms(row: JSON) -> int | None:
 
 def _fresh(state: Cursor, rows: list[JSON], high: datetime | None) -> tuple[list[JSON], Tail]:
     """The rows not emitted already (the lookback's re-reads left out), and the tail up to `high` after them."""
-    stamps = [(text(r, "Id") or "", _stamp_ms(r)) for r in rows]
-    fresh = [r for r, (i, s) in zip(rows, stamps, strict=True) if not state.tail.emitted(i, s)]
+    versions = [(text(r, "Id") or "", _stamp_ms(r), digest(r)) for r in rows]
+    fresh = [r for r, version in zip(rows, versions, strict=True) if not state.tail.emitted(*version)]
     floor = high - LOOKBACK - timedelta(seconds=1) if high is not None else _EPOCH  # queries bound to the second
-    return fresh, state.tail.add(stamps, (floor - _EPOCH) // timedelta(milliseconds=1))
+    return fresh, state.tail.add(versions, (floor - _EPOCH) // timedelta(milliseconds=1))
 
 
 def _newer(row: JSON, high: datetime | None) -> bool:

@@ -271,6 +271,10 @@ def test_incremental_after_create_update_delete(sb: Sandbox) -> None:
     state.update(new, {"Phone": "+1 415 555 0100"})  # changed again inside the lookback: a new SystemModstamp
     again = run_pass("contacts", ctx, quiet[-1].cursor)
     assert [o.external_id for o in again[0].observations] == [new]
+    with state.lock:  # saved again within the same second: Salesforce stores SystemModstamp to the second
+        state.data.records["Contact"][new]["Phone"] = "+1 415 555 0111"
+    same_second = run_pass("contacts", ctx, again[-1].cursor)
+    assert [p.phones for p in of_type(same_second, PersonObservation)] == [("+1 415 555 0111",)]
 
 
 def test_merge_deletes_the_loser_and_names_it_on_the_winner(sb: Sandbox) -> None:
