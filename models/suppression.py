@@ -9,13 +9,13 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.store import insert_ignore
+from models.store import among, insert_ignore
 from models.tables import Suppression
 
 
 def suppression_hash(key: str, secret: bytes) -> str:
     """HMAC-SHA256 of a normalized identity key ("email:…", "phone:+…")."""
-    return hmac.new(secret, key.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, key.encode("utf-8"), hashlib.sha256).hex()  # the one-shot C path
 
 
 def suppress(session: Session, key: str, secret: bytes) -> None:
@@ -29,10 +29,6 @@ def suppressed(session: Session, keys: Iterable[str], secret: bytes) -> set[str]
     found: set[str] = set()
     hashes = sorted(by_hash)
     for start in range(0, len(hashes), 500):
-        found.update(
-            by_hash[h]
-            for h in session.execute(
-                select(Suppression.identity_hash).where(Suppression.identity_hash.in_(hashes[start : start + 500]))
-            ).scalars()
-        )
+        chunk = among(session, Suppression.identity_hash, hashes[start : start + 500])
+        found.update(by_hash[h] for h in session.execute(select(Suppression.identity_hash).where(chunk)).scalars())
     return found
