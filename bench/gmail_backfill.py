@@ -876,3 +876,23 @@ def print_hotspots(path: Path, e2e: float, top: int = 12) -> None:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def seed_org(sessions: Any) -> tuple[int, dict[str, int], dict[str, int]]:
+    """acme.test, its three reps and their Gmail connections: (org id, member ids, connection ids by mailbox)."""
+    from models.tables import Connection, Member, Org
+
+    with sessions.begin() as s:
+        org = Org(slug="acme", domains=[DOMAIN], policy={}, feed_seq=0)
+        s.add(org)
+        s.flush()
+        members, conns = {}, {}
+        for email in MEMBERS:
+            member = Member(org_id=org.id, email=email)
+            s.add(member)
+            s.flush()
+            conn = Connection(org_id=org.id, member_id=member.id, source="gmail", provider="google", account=email)
+            s.add(conn)
+            s.flush()
+            members[email], conns[email] = member.id, conn.id
+        return org.id, members, conns

@@ -40,6 +40,7 @@ from bench.gmail_backfill import (  # noqa: E402
     PG_ADMIN_URL,
     raw_ceiling,
     raw_every_table,
+    seed_org,
     store_url,
 )
 from bench.table import Row, ratio_row  # noqa: E402
@@ -112,26 +113,6 @@ def zip_longest_pages(per_box: list[list[Page]]) -> list[list[Page]]:
     return [[pages[i] for pages in per_box if i < len(pages)] for i in range(longest)]
 
 
-def seed_org(sessions: Any) -> tuple[int, dict[str, int]]:
-    """acme.test, its three reps and their Gmail connections: (org id, connection id per mailbox)."""
-    from models.tables import Connection, Member, Org
-
-    with sessions.begin() as s:
-        org = Org(slug="acme", domains=[DOMAIN], policy={}, feed_seq=0)
-        s.add(org)
-        s.flush()
-        conns = {}
-        for email in MEMBERS:
-            member = Member(org_id=org.id, email=email)
-            s.add(member)
-            s.flush()
-            conn = Connection(org_id=org.id, member_id=member.id, source="gmail", provider="google", account=email)
-            s.add(conn)
-            s.flush()
-            conns[email] = conn.id
-        return org.id, conns
-
-
 def ingest_pass(sessions: Any, org_id: int, conns: dict[str, int], pages: list[Page], now: datetime) -> float:
     """Every page through ingest_page, one transaction each; the thread CPU spent inside ingest_page."""
     from models.tables import Org
@@ -201,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 engine = make_engine(url)
                 upgrade_schema(engine)
                 sessions = write_session_factory(engine)
-                org_id, conns = seed_org(sessions)
+                org_id, _, conns = seed_org(sessions)
                 spent.update(upsert=0.0, settle=0.0)
                 profiler = cProfile.Profile(time.thread_time) if args.profile and rep == 0 else None
                 if profiler is not None:

@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.gmail_backfill import DOMAIN, MEMBERS  # noqa: E402
+
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-DOMAIN = "acme.test"
-MEMBERS = ("alice@acme.test", "bob@acme.test", "carol@acme.test")
 PAGE = 500
 TIE_EVERY = 100  # one person in TIE_EVERY also mails from a personal address, tied by an address-book entry
 COMPANIES = 2000
@@ -182,10 +182,10 @@ def incremental_page(rep: int, args: argparse.Namespace, rng: random.Random) -> 
 def run_size(args: argparse.Namespace, base: Path, n: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from bench.gmail_backfill import store_url
+    from bench.gmail_backfill import seed_org, store_url
     from models.db import make_engine, upgrade_schema, write_session_factory
     from models.policy import StrengthPolicy
-    from models.tables import Connection, Contact, Member, Org
+    from models.tables import Contact
     from sync.ingest import IngestTarget, ingest_page
     from sync.interactions import OrgView
 
@@ -193,20 +193,7 @@ def run_size(args: argparse.Namespace, base: Path, n: int) -> dict[str, Any]:
         engine = make_engine(url)
         upgrade_schema(engine)
         sessions = write_session_factory(engine)
-        with sessions.begin() as s:
-            org = Org(slug="acme", domains=[DOMAIN], policy={}, feed_seq=0)
-            s.add(org)
-            s.flush()
-            members, conns = {}, {}
-            for email in MEMBERS:
-                m = Member(org_id=org.id, email=email)
-                s.add(m)
-                s.flush()
-                c = Connection(org_id=org.id, member_id=m.id, source="gmail", provider="google", account=email)
-                s.add(c)
-                s.flush()
-                members[email], conns[email] = m.id, c.id
-            org_id = org.id
+        org_id, members, conns = seed_org(sessions)
         view = OrgView(frozenset({DOMAIN}), members)
 
         def target(member: str) -> IngestTarget:
@@ -229,7 +216,7 @@ def run_size(args: argparse.Namespace, base: Path, n: int) -> dict[str, Any]:
 
         counter = SqlCounter(engine)
         rng = random.Random(args.seed)
-        runs = []
+        runs: list[dict[str, Any]] = []
         for rep in range(args.repeats):
             page = incremental_page(rep, args, rng)
             counter.reset()
