@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from googleapiclient.errors import HttpError
-from googleapiclient.http import BatchHttpRequest
 
 from connectors.base import JSON, RateLimited
+from connectors.batch_body import QuickBatch
 from connectors.google_http import GoogleApi, GoogleError, read_error
 
 MAX_PARTS = 100
@@ -64,7 +64,7 @@ def _run_batch(
         elif error.status != 404:
             failed[request_id] = f"HTTP {error.status}: {error.message}"
 
-    batch = BatchHttpRequest(callback=collect, batch_uri=api.api_url + batch_path)
+    batch = QuickBatch(callback=collect, batch_uri=api.api_url + batch_path)
     for request_id, request in requests.items():
         batch.add(request, request_id=request_id)
     api.spend_batch(requests.values())
