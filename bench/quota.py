@@ -21,6 +21,18 @@ threads each. The emulator enforces its per-user ceiling:
            ~1-2 s to store against 0.6 s of searches), 67-78 % (issue 8: 45-64 % before the budget
            counted requests from their answers).
 
+Why the backfill is store-bound (`--timeline`): ingest_page takes the org's row lock (models.store.lock_org)
+before it writes, so an org's pages store one at a time, whatever their stream, and once its pages wait
+for each other the searches go no faster than the stores: 56 searches over 17 pages (3.3 a page), a page
+stored every 0.9-1.5 s (the median gap between two stores, which `--timeline` prints with the pace it
+allows) caps them at 2.2-3.7 searches/s, 44-74 % of 5/s; each run's quota use came 2-7 points above its
+stores' pace (the first pages' searches come before any store). Ordering the searches cannot lift that:
+giving the stream with the most pages left (contacts) first call on the searches, so that it never ran
+alone at the end, measured 44-66 % against 46-83 % without in the same session (issue 8), its stores'
+pace 2.1-3.0 against 2.2-3.7 searches/s: holding the short streams' searches back leaves the lock waiting.
+Storing without the lock (an experiment: no lock_org at ingest_page's start) did no better, 66-71 %: an
+org's concurrent stores failed on OperationalError (11 pages in one run) and were fetched and stored again.
+
 What the emulator served and refused is read inside the emulator (this process wraps its counters): per
 account, the units served (Gmail quota units; HubSpot calls) between the first and the last served call,
 and the calls it refused for the ceiling (a Gmail batch part counts as one call, as Google bills it).
@@ -48,6 +60,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +162,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-url", default=PG_ADMIN_URL, help=f"PostgreSQL admin URL (default: {PG_ADMIN_URL})")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed for one sync (default: 900)")
     parser.add_argument("--json", action="store_true", help="also print each provider's figures as one JSON line")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="HubSpot backfill: also print when searches were served and each stream's pages stored, and the pace "
+        "the stores set (seconds from the first search)",
+    )
     return parser.parse_args(argv)
 
 
@@ -176,6 +195,39 @@ def meter_hubspot(sandbox: Any, meter: Meter) -> None:
     _wrap(
         hubspot.limits, "check", lambda verdict, account, *_a, **_k: None if verdict.allowed else meter.refuse(account)
     )
+
+
+def stored_pages(logs: Sequence[Path]) -> list[tuple[float, str]]:
+    """(wall time, stream) of every "page stored" line the workers logged (JSON lines), in time order."""
+    stored = []
+    for path in logs:
+        for line in path.read_text(errors="replace").splitlines():
+            if '"page stored"' in line:
+                entry = json.loads(line)
+                stored.append((datetime.fromisoformat(entry["at"].replace("Z", "+00:00")).timestamp(), entry["stream"]))
+    return sorted(stored)
+
+
+def print_timeline(meter: Meter, stored: Sequence[tuple[float, str]], wall_offset: float) -> None:
+    """Searches served and pages stored, from the first search; the pace set by stores one after another.
+
+    A page's store takes the org's lock (ingest_page), so an org's pages store one at a time: when they follow
+    each other back to back, the gap between two stores is one page's store and caps the searches' pace."""
+    searches = sorted(t + wall_offset for served in meter.served.values() for t, units in served if units)
+    if not searches or not stored:
+        return
+    first = searches[0]
+    print(f"  timeline, s from the first search: searches {' '.join(f'{t - first:.2f}' for t in searches)}")
+    for stream in sorted({s for _, s in stored}):
+        print(f"  stored {stream}: {' '.join(f'{t - first:.2f}' for t, s in stored if s == stream)}")
+    gaps = sorted(b[0] - a[0] for a, b in pairwise(stored))
+    if gaps:
+        gap = gaps[len(gaps) // 2]
+        pace = len(searches) / len(stored) / gap
+        print(
+            f"  stores: {len(stored)} pages, one every {gap:.2f} s (median gap) at {len(searches) / len(stored):.1f} "
+            f"searches a page: the stores' pace is {pace:.1f} searches/s"
+        )
 
 
 def figures(provider: str, meter: Meter, ceiling: float, seconds: float, failed: int) -> Result:
@@ -215,6 +267,7 @@ def run(provider: str, args: argparse.Namespace) -> Result:
     configure_logging("INFO", base / "logs", stderr=False)
     redis.Redis.from_url(args.redis_url).flushdb()
     meter = Meter()
+    wall_offset = time.time() - time.monotonic()  # the meter's clock to the workers' log times
     store = argparse.Namespace(store="postgresql", pg_url=args.pg_url)
     overrides: dict[str, Any] = {"broker_url": args.redis_url}
     if provider == "hubspot":  # searches send no rate-limit headers: the product is told the account's figure
@@ -256,6 +309,8 @@ def run(provider: str, args: argparse.Namespace) -> Result:
             finally:
                 for worker in workers:
                     stop_worker(worker)
+        if args.timeline and provider == "hubspot":
+            print_timeline(meter, stored_pages(sorted(base.glob("worker*.log"))), wall_offset)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return figures(provider, meter, ceiling, seconds, final.failed)
