@@ -10,10 +10,14 @@ entry marked unbalanced, so only that entry is lost. Group syntax (`team: a@x, b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 _QUOTE_MAY_OPEN_AFTER = frozenset(" \t\r\n,;:<(")
 _QUOTE_MAY_CLOSE_BEFORE = frozenset(" \t\r\n,;:<>()@")
+_SCANNED = re.compile(r'["()\\:]')  # what only the full scan handles: quotes, comments, quoted-pairs, groups
+_SEPARATOR = re.compile(r"[,;]")
+_ANGLE = re.compile(r"[<>]")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,22 @@ class _Open:
 
 def split_entries(value: str) -> list[Entry]:
     """The entries of an address-list header value, in order, each with its balance verdict."""
+    if _SCANNED.search(value) is None:  # the common header: names without quotes, no comments or groups
+        return [Entry(text, _angles_pair(text)) for text in _SEPARATOR.split(value)]
+    return _scanned_entries(value)
+
+
+def _angles_pair(text: str) -> bool:
+    """The full scan's verdict on an entry with no quotes or comments: its <> nest once and close."""
+    depth, balanced = 0, True
+    for char in _ANGLE.findall(text):
+        depth += 1 if char == "<" else -1
+        balanced = balanced and depth == (1 if char == "<" else 0)
+    return balanced and depth == 0
+
+
+def _scanned_entries(value: str) -> list[Entry]:
+    """split_entries character by character, for values with quotes, comments, quoted-pairs or groups."""
     scan = _Scan(value)
     literal: set[int] = set()  # openers found never to close: plain characters from now on
     stack: list[_Open] = []
