@@ -61,10 +61,12 @@ def activity_rows(session: Session, ids: list[int], written: Written) -> Activit
             among(session, Sighting.activity_id, rest)
         )
     ).all()
-    rows.participants += session.execute(
+    rows.participants += session.execute(  # distinct: a mail to 200 colleagues has 200 copies of 200 rows
         select(
             Participant.activity_id, Participant.role, Participant.email, Participant.declined, Participant.person_ref
-        ).where(among(session, Participant.activity_id, rest))
+        )
+        .where(among(session, Participant.activity_id, rest))
+        .distinct()
     ).all()
     rows.interactions += session.execute(
         select(
