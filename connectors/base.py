@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 JSON = dict[str, Any]
 
-ActivityKind = Literal["email", "meeting", "call", "crm_email"]
+ActivityKind = Literal["email", "meeting", "call", "crm_email", "crm_email_in"]  # crm_email_in: logged, received
 ParticipantRole = Literal["from", "to", "cc", "bcc", "organizer", "attendee", "owner", "associated"]
 
 

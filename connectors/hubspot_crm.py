@@ -98,7 +98,9 @@ STREAMS: dict[str, CrmStream] = {
         ("hs_timestamp", "hubspot_owner_id", "hs_meeting_title", "hs_meeting_start_time", "hs_meeting_outcome"),
     ),
     "emails": CrmStream(
-        "emails", "hs_lastmodifieddate", ("hs_timestamp", "hubspot_owner_id", "hs_email_subject", "hs_email_message_id")
+        "emails",
+        "hs_lastmodifieddate",
+        ("hs_timestamp", "hubspot_owner_id", "hs_email_subject", "hs_email_message_id", "hs_email_direction"),
     ),
 }
 

@@ -154,6 +154,13 @@ def engagement_id(spec: Engagement, record_id: str) -> str:
     return f"{spec.prefix}:{record_id}"
 
 
+def email_kind(properties: Mapping[str, Any]) -> ActivityKind:
+    """A logged email's direction (hs_email_direction): INCOMING_EMAIL was received, EMAIL and
+    FORWARDED_EMAIL were sent by the owner."""
+    received = (text(properties.get("hs_email_direction")) or "").upper() == "INCOMING_EMAIL"
+    return "crm_email_in" if received else "crm_email"
+
+
 def map_engagement(spec: Engagement, record: Mapping[str, Any], contacts: Iterable[str], out: Mapped) -> None:
     """A call, meeting or logged email into an activity owned by its owner, with its associated contacts."""
     record_id = record_key(record)
@@ -180,7 +187,7 @@ def map_engagement(spec: Engagement, record: Mapping[str, Any], contacts: Iterab
         ActivityObservation(
             source=SOURCE,
             external_id=external,
-            kind=spec.kind,
+            kind=email_kind(p) if spec.object_type == "emails" else spec.kind,
             dedupe_key=dedupe or f"{SOURCE}:{external}",
             occurred_at=occurred,
             participants=tuple(participants),

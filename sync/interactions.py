@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 MAX_PARTICIPANTS = 25
-OWNED_KIND = {"call": "call", "meeting": "meeting", "crm_email": "email_out", "email": "email_out"}
+OWNED_KIND = {
+    "call": "call",
+    "meeting": "meeting",
+    "crm_email": "email_out",
+    "crm_email_in": "email_in",  # a logged email the owner received
+    "email": "email_out",
+}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -114,6 +115,17 @@ def test_logged_email_keyed_by_message_id_when_hubspot_has_it() -> None:
         "hubspot:email:6",
     ]
     assert {o.kind for o in out.observations if isinstance(o, ActivityObservation)} == {"crm_email"}
+
+
+@pytest.mark.parametrize(
+    ("direction", "kind"),
+    [("EMAIL", "crm_email"), ("FORWARDED_EMAIL", "crm_email"), ("INCOMING_EMAIL", "crm_email_in"), (None, "crm_email")],
+)
+def test_a_logged_emails_direction_decides_sent_or_received(direction: str | None, kind: str) -> None:
+    out = Mapped()
+    props = {"hs_timestamp": "2026-01-01T00:00:00Z", "hs_email_direction": direction}
+    map_engagement(ENGAGEMENTS["emails"], {"id": "7", "properties": props}, ["9"], out)
+    assert [o.kind for o in out.observations if isinstance(o, ActivityObservation)] == [kind]
 
 
 def test_message_id_normalization() -> None:

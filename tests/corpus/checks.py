@@ -89,7 +89,7 @@ def check_normal_forms(outcome: Outcome, what: str) -> None:
                     if obs.source in ("gmail", "outlook_mail", "outlook_calendar") and p.name is not None:
                         assert display_name(p.name, p.email) == p.name, f"{what}: name {p.name!r} not stable"
             assert obs.dedupe_key and obs.dedupe_key == obs.dedupe_key.strip(), f"{what}: bad key {obs.dedupe_key!r}"
-            if obs.source in ("gmail", "outlook_mail") or obs.kind == "crm_email":
+            if obs.source in ("gmail", "outlook_mail") or obs.kind in ("crm_email", "crm_email_in"):
                 key = obs.dedupe_key
                 assert gmail_dedupe_key({"message-id": [key]}) == key, f"{what}: Message-ID key {key!r} not stable"
                 assert hubspot_message_id(key) == key, f"{what}: HubSpot reads key {key!r} differently"

@@ -223,5 +223,7 @@ def hubspot_copies(portal: PortalData, connections: int) -> list[Copy]:
             key = message_id_key(record.properties.get("hs_email_message_id")) or f"hubspot:email:{record.id}"
             when = _hubspot_time(record, ("hs_timestamp",))
             parties = _hubspot_parties(record, "owner", "associated")
-            out += [Copy("hubspot", key, "crm_email", when, parties)] * connections
+            received = (_text(record.properties.get("hs_email_direction")) or "").upper() == "INCOMING_EMAIL"
+            kind = "crm_email_in" if received else "crm_email"
+            out += [Copy("hubspot", key, kind, when, parties)] * connections
     return out

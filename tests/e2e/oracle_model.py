@@ -33,7 +33,7 @@ class Copy:
 
     source: str
     key: str  # Message-ID, iCalUID (with "@<original start>" for an instance), or "<source>:<record id>"
-    kind: str  # email, meeting, call, crm_email
+    kind: str  # email, meeting, call, crm_email, crm_email_in
     time: datetime
     parties: tuple[Party, ...]
     noise: bool = False

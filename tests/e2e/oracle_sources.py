@@ -37,7 +37,13 @@ from tests.e2e.oracle_people import Profile, Profiles, people, record_ties
 WEIGHTS = {"email_out": 1.0, "email_in": 0.7, "meeting": 3.0, "call": 2.0}
 KINDS = tuple(WEIGHTS)
 MAX_PARTICIPANTS = 25
-OWNED = {"call": "call", "crm_email": "email_out", "email": "email_out", "meeting": "meeting"}
+OWNED = {
+    "call": "call",
+    "crm_email": "email_out",
+    "crm_email_in": "email_in",
+    "email": "email_out",
+    "meeting": "meeting",
+}
 USER_REFS = ("ref:salesforce:user:", "ref:hubspot:owner:")
 
 
