@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench import memtrace  # noqa: E402
-from bench.table import Row, emit, render  # noqa: E402
+from bench.table import Row, show  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/14"  # this suite's database (flushed by gmail_backfill)
 SIZES = {"quick": (3000, 30000), "full": (10000, 100000)}
@@ -247,10 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             compare_traces(base / f"size-{small}", base / f"size-{big}")
         return 0
     found = rows(args.size)
-    if args.rows:
-        emit(found)
-    else:
-        print(render(found))
+    show(found, as_rows=args.rows)
     return 0
 
 

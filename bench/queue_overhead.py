@@ -30,7 +30,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine, event
 
-from bench.table import Row, emit, ratio_row, render
+from bench.table import Row, ratio_row, show
 
 BOOKKEEPING = ("sync_states", "ops_samples", "audit_events", "orgs")  # not data: cursors, charts, audit, feed seq
 MEMBER = "alice@acme.test"
@@ -223,10 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world_size, noop = SIZES[args.size]
     found = table_rows(run(world_size, noop, args.redis_url, args.seed))
-    if args.rows:
-        emit(found)
-    else:
-        print(render(found))
+    show(found, as_rows=args.rows)
     return 0
 
 

@@ -51,6 +51,14 @@ def emit(rows: Iterable[Row]) -> None:
         print(row.line(), flush=True)
 
 
+def show(rows: Sequence[Row], *, as_rows: bool) -> None:
+    """A module's output: BENCH-ROW lines for the suite (`--rows`), else the table."""
+    if as_rows:
+        emit(rows)
+    else:
+        print(render(rows))
+
+
 def render(rows: Sequence[Row]) -> str:
     """The one table: measure, figure, target, pass/miss (and the note, when there is one)."""
     head = ("measure", "figure", "target", "pass/miss", "bench", "note")
@@ -78,8 +86,5 @@ def rows_main(rows: Callable[[str], list[Row]], prog: str, description: str, arg
     parser.add_argument("--rows", action="store_true", help="print BENCH-ROW lines instead of the table")
     args = parser.parse_args(argv)
     found = rows(args.size)
-    if args.rows:
-        emit(found)
-    else:
-        print(render(found))
+    show(found, as_rows=args.rows)
     return 0

@@ -304,12 +304,11 @@ def create_app(rt: Runtime) -> FastAPI:
             return page(request, 400, "This sign-in could not be completed", _consent_message(exc))
         with org_scope(result.org_id):
             connections = activate(rt, result)
-        if rt.settings.start_on_connect:
-            try:  # the first page now: a rep who just connected should not wait for the scheduler's tick
-                with org_scope(result.org_id):
+            if rt.settings.start_on_connect:
+                try:  # the first page now: a rep who just connected should not wait for the scheduler's tick
                     start_connections(rt, [c.id for c in connections])
-            except Exception:  # the broker is down: the scheduler starts them (or resends them) later
-                log.warning("could not start the new connections' first sync", exc_info=True)
+                except Exception:  # the broker is down: the scheduler starts them (or resends them) later
+                    log.warning("could not start the new connections' first sync", exc_info=True)
         accounts = ", ".join(sorted({c.account for c in connections}))
         response = page(
             request,
