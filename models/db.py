@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +35,7 @@ PG_CONNECT_ARGS: dict[str, Any] = {
 # worker's pooled connections grew with the pages synced (~12 MB a connection) and fragmented glibc's heap.
 # 16 still keeps a statement repeated in a loop.
 SQLITE_CACHED_STATEMENTS = 16
+WAL_ATTEMPTS = 40  # about 40 s of waiting in all for the first switch to WAL
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -56,7 +59,7 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=60000")
@@ -66,6 +69,20 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _enter_wal(cur: Any) -> None:
+    """Switch the file to WAL. On a fresh file several processes starting at once race for the switch, and
+    SQLite answers the losers "database is locked" at once, without its busy handler: wait and try again
+    (once one has switched, WAL is the file's mode and the pragma takes no lock)."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
