@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 sessions = write_session_factory(engine)
                 org_id, _, conns = seed_org(sessions)
                 spent.update(upsert=0.0, settle=0.0)
-                profiler = cProfile.Profile(time.thread_time) if args.profile and rep == 0 else None
+                profiler = cProfile.Profile(time.thread_time) if args.profile and rep == args.repeats - 1 else None
                 if profiler is not None:
                     profiler.enable()
                 ingest_cpu = ingest_pass(sessions, org_id, conns, pages, now)
