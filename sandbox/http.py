@@ -161,6 +161,9 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as real front ends set it: without it a body written after its headers waits for the
+    # client's delayed ACK of them, 40 ms on Linux for every answer on a keep-alive connection but the first
+    disable_nagle_algorithm = True
     server_version = "sandbox"
     sys_version = ""
     timeout = 120

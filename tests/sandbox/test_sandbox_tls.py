@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import os
+import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,3 +53,19 @@ def test_cert_dir_is_reused(world: World, tmp_path: Path) -> None:
     with Sandbox(world, tls=True, cert_dir=str(tmp_path)) as second:
         assert Path(second.ca_path or "").read_bytes() == ca
         assert requests.get(second.base_url + "/_sandbox/health", verify=second.ca_path, timeout=10).ok
+
+
+def test_answers_are_sent_without_waiting_for_acks(tls_sb: Sandbox) -> None:
+    """TCP_NODELAY on every accepted connection: a body written after its headers is not held back until
+    the client ACKs them (Nagle against the client's delayed ACK stalled each keep-alive answer 40 ms)."""
+    context = ssl.create_default_context(cafile=tls_sb.ca_path)
+    conn = http.client.HTTPSConnection("127.0.0.1", tls_sb.port, context=context, timeout=10)
+    try:
+        for _ in range(2):  # the second answer on the connection is the one Nagle held
+            conn.request("GET", "/_sandbox/health")
+            assert conn.getresponse().read()
+        accepted = list(tls_sb._server._server.connections)  # the server's side of this connection
+        assert accepted
+        assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in accepted)
+    finally:
+        conn.close()
