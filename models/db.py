@@ -49,7 +49,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _tune_sqlite(engine)
         return engine
     connect_args = PG_CONNECT_ARGS | kwargs.pop("connect_args", {})
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs)
+    _tune_postgresql(engine)
+    return engine
+
+
+def _tune_postgresql(engine: Engine) -> None:
+    """Plan every statement for its own parameters (`plan_cache_mode`), on every new connection.
+
+    psycopg prepares a statement on its 5th run, and PostgreSQL may then cache one generic plan. For our
+    `key = ANY(:array)` lookups on a table that grew since its last ANALYZE (every table of a new store
+    during its first backfill) that plan scans the org's rows and tests each against the whole array:
+    ~100 ms a lookup at 15,000 rows, seconds a page. A custom plan sees the array (hashed) and the table's
+    current size. Set at session level, not in the URL's `options`, which carry the search path.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_conn.commit()
 
 
 def _tune_sqlite(engine: Engine) -> None:
