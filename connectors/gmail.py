@@ -76,6 +76,13 @@ class _PageBuilder:
     pending: list[str] = field(default_factory=list)  # ids left throttled, for the next page
     retry_after: float = 0.0
     oldest_received: datetime | None = None  # the listing is newest first: how far back the pass has read
+    resource: Any = None  # users().messages(), built once a page: the library makes each of its methods anew
+
+    def messages(self, api: GoogleApi) -> Any:
+        """The page's users().messages() resource (0.7 ms to build, once for the listing and its batches)."""
+        if self.resource is None:
+            self.resource = api.service.users().messages()
+        return self.resource
 
     def add_batch(self, result: BatchResult, oldest: datetime) -> list[str]:
         """Map a batch's messages, skipping those received before `oldest`; return the skipped ids."""
@@ -100,7 +107,7 @@ class _PageBuilder:
         With `stop_at_window` (a listing, newest first) no batch is sent after one reaching past the window.
         """
         skipped: list[str] = []
-        for result in _fetch_messages(api, ids):
+        for result in _fetch_messages(api, self.messages(api), ids):
             old = self.add_batch(result, oldest)
             skipped.extend(old)
             self.retry_after = max(self.retry_after, result.retry_after)
@@ -122,9 +129,8 @@ class _PageBuilder:
         return (_now(self.ctx) - self.oldest_received) / timedelta(days=self.ctx.backfill_days)
 
 
-def _fetch_messages(api: GoogleApi, ids: Sequence[str]) -> Iterator[BatchResult]:
-    """Metadata of `ids`, lazily, one batch of up to 100 at a time."""
-    messages = api.service.users().messages()
+def _fetch_messages(api: GoogleApi, messages: Any, ids: Sequence[str]) -> Iterator[BatchResult]:
+    """Metadata of `ids` through the users().messages() resource, lazily, one batch of up to 100 at a time."""
 
     def get(message_id: str) -> Any:
         return messages.get(
@@ -157,9 +163,7 @@ def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> P
     else:
         history_id, page_token, page_max = str(cursor["history_id"]), cursor.get("page_token"), LIST_PAGE_MAX
     listing = api.execute(
-        api.service.users()
-        .messages()
-        .list(
+        builder.messages(api).list(
             userId="me",
             maxResults=min(ctx.page_size, page_max),
             pageToken=page_token,
