@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connectors.addresses import parse_address_list
 from connectors.base import ActivityObservation, Deletion, Participant
-from connectors.gmail_mapping import dedupe_key, map_message
+from connectors.gmail_mapping import CACHED_VALUE_MAX, address_list, dedupe_key, map_message
 
 INTERNAL_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -70,6 +71,16 @@ def test_a_plain_message_maps_every_field() -> None:
         subject="Q3 pricing — draft",
         malformed_from=False,
     )
+
+
+def test_a_recurring_address_list_is_parsed_once_and_a_long_one_every_time() -> None:
+    short = "Ann Lee <ann@x.test>, bob@x.test, (only a comment)"
+    assert address_list(short) is address_list(short)
+    assert address_list(short) == parse_address_list(short)
+    long = ", ".join(f"person{i}@x.test" for i in range(100))
+    assert len(long) > CACHED_VALUE_MAX
+    assert address_list(long) is not address_list(long)
+    assert address_list(long) == parse_address_list(long)
 
 
 def test_reply_to_is_never_a_participant() -> None:
