@@ -18,9 +18,9 @@ from models.policy import StrengthPolicy
 from models.store import (
     among,
     bulk_delete,
-    bulk_insert,
     bulk_update,
     insert_ignore,
+    insert_rows,
     insert_with_ids,
     lock_org,
     publish_contacts,
@@ -257,7 +257,7 @@ def _upsert_copies(
         for p in o.participants
     ]
     if participant_rows:
-        session.execute(bulk_insert(Participant), participant_rows)
+        insert_rows(session, Participant, participant_rows)
     touched.update(activity_ids[o.dedupe_key] for o in fresh)
     _remember(written, created, [(activity_ids[o.dedupe_key], o) for o in fresh])
     return touched
@@ -396,7 +396,8 @@ def _recompute_chunk(
         if who is not None:
             people[aid].append(UnionParticipant(role, who, declined))
             everyone.add(who)
-    book.suspect(_key(who) for who in everyone)
+    key_of = {who: _key(who) for who in everyone}  # each address normalized once, not once per activity
+    book.suspect(key_of.values())
     old: dict[int, set[tuple[int, int, str]]] = defaultdict(set)
     old_times: dict[int, set[datetime]] = defaultdict(set)
     for aid, member_id, identity_id, kind, at in rows.interactions:
@@ -413,7 +414,7 @@ def _recompute_chunk(
         noise = next((n for _, n, _ in copies[aid] if n), None)
         malformed = any(m for _, _, m in copies[aid])
         outcome = derive(kinds[aid], union(people[aid]), target.org, source_noise=noise, malformed_from=malformed)
-        externals.update(_key(e) for e in outcome.externals)
+        externals.update(key_of[e] for e in outcome.externals)
         derived[aid] = (min(at for at, _, _ in copies[aid]), outcome.noise, set(outcome.interactions))
     book.want(externals, vouched=True)
     # every external person of a kept activity gets an identity here, not only those with interactions
@@ -425,7 +426,7 @@ def _recompute_chunk(
     moved_times: list[dict[str, object]] = []
     restated: list[dict[str, object]] = []
     for aid, (occurred_at, noise, found) in derived.items():
-        want = {(m, identity_of[_key(e)], k) for m, e, k in found}
+        want = {(m, identity_of[key_of[e]], k) for m, e, k in found}
         for m, i, k in want - old[aid]:
             new_rows.append(
                 {
@@ -455,7 +456,7 @@ def _recompute_chunk(
         session.execute(delete(Activity).where(Activity.id.in_(orphaned)))
     bulk_delete(session, Interaction, gone)
     if new_rows:
-        session.execute(bulk_insert(Interaction), new_rows)
+        insert_rows(session, Interaction, new_rows)
     return touched
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from connectors.base import Deletion, PersonObservation, Rejection
 from connectors.phones import InvalidPhone, normalize_phone
-from models.store import among, bulk_insert, insert_with_ids
+from models.store import among, insert_rows, insert_with_ids
 from models.tables import PersonRecord, RecordKey, SyncState
 from sync.contacts import ContactBook
 from sync.identity import email_key, phone_key, ref_key
@@ -132,7 +132,7 @@ def upsert_records(
             book.want(k for k in keys if not k.startswith("phone:"))
             key_rows += [{"org_id": target.org_id, "record_id": ids[r.ref], "key": k[:340]} for k in keys]
         if key_rows:
-            session.execute(bulk_insert(RecordKey), key_rows)
+            insert_rows(session, RecordKey, key_rows)
     return len(fresh) - len(changed_ids), len(changed_ids), rejections
 
 

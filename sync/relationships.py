@@ -10,7 +10,7 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from models.policy import StrengthPolicy, strength
-from models.store import among, bulk_insert, pairs_among
+from models.store import among, insert_rows, pairs_among
 from models.tables import Identity, Interaction, Relationship
 
 
@@ -90,7 +90,7 @@ def _rebuild(
             }
         )
     if fresh:
-        session.execute(bulk_insert(Relationship), fresh)
+        insert_rows(session, Relationship, fresh)
     return {c for _, c in ties}
 
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from models.store import among, bulk_insert, insert_ignore, insert_with_ids
+from models.store import among, insert_ignore, insert_rows, insert_with_ids
 from models.tables import Activity, Contact, Identity, IdentityConflict, Participant, RecordKey
 from sync.freemail import company_domain
 from sync.identity import HUB_LIMIT, RecordView, components, split_key
@@ -328,7 +328,7 @@ def _move_identities(session: Session, org_id: int, hood: Neighbourhood, chosen_
         if k not in hood.identities
     ]
     if fresh:
-        session.execute(bulk_insert(Identity), fresh)
+        insert_rows(session, Identity, fresh)
     dropped = [v.id for k, v in hood.identities.items() if k not in chosen_for]
     for batch in chunks(dropped):
         session.execute(delete(Identity).where(Identity.id.in_(batch)))
