@@ -58,7 +58,8 @@ def insert_rows(session: Session, table: type[Base], rows: Sequence[dict[str, An
     ~16 µs of client CPU on PostgreSQL); here the SQL is built once per table and keys, each column's own
     bind processor (UTC times, JSON) runs only where it has one, and the rows go as tuples: SQLite's
     executemany (~3 µs a row); on PostgreSQL one `INSERT … SELECT FROM unnest(:col1, :col2, …)` of one array
-    per column (~7 µs a row of client CPU, and about half the server's time of a row-by-row executemany).
+    per column in binary format (~2.5 µs a row of client CPU, ~8 µs in all: a third of a row-by-row
+    executemany; psycopg's text format escapes every element, ~8 µs a row).
     A table whose omitted columns have Python-side defaults that need calling goes through Core instead.
     """
     if not rows:
@@ -107,7 +108,7 @@ def _insert_plan(core: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[
     defaults = [process(v) if process else v for v, process in zip(defaults, processors[len(keys) :], strict=True)]
     # the SQL holds only the schema's own (quoted) table and column names and their types; values are bound
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{core.c[n].type.compile(dialect=dialect)}[]" for n in names)
+        arrays = ", ".join(f"%b::{core.c[n].type.compile(dialect=dialect)}[]" for n in names)  # binary arrays
         sql = f"INSERT INTO {target} SELECT * FROM unnest({arrays})"  # noqa: S608
     else:
         sql = f"INSERT INTO {target} VALUES ({', '.join('?' * len(names))})"  # noqa: S608
