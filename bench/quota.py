@@ -21,16 +21,15 @@ threads each. The emulator enforces its per-user ceiling:
            ~1-2 s to store against 0.6 s of searches), 67-78 % (issue 8: 45-64 % before the budget
            counted requests from their answers).
 
-Why the backfill is store-bound (`--timeline`): ingest_page takes the org's row lock (models.store.lock_org)
-before it writes, so an org's pages store one at a time, whatever their stream, and the searches go no
-faster than the stores once pages wait for each other: 56 searches over 17 pages (3.3 a page), and the
-timeline shows the pages stored back to back, the median gap between two 0.7-1.5 s (it varies with the
-box's load), while the searches wait for the pages' chains. Ordering the searches does not lift that:
-giving the stream with the most pages left (contacts) first call on the searches, so that it never ran
-alone at the end, measured 44-66 % against 46-83 % without in the same session (issue 8). Nor did storing
-without the lock (an experiment: no lock_org at ingest_page's start), 66-71 %: an org's concurrent stores
-failed on OperationalError (11 pages in one run) and were fetched and stored again; nor contacts pages of
-1,000 (fewer stores), 68-77 % against 71-81 %.
+What bounds the HubSpot backfill (`--timeline`): a stream fetches its next page only after storing this one,
+and the contacts stream holds 30 of the run's 56 searches, three to a page, so its chain (its searches, its
+9 stores, each job's start) decides the end once the other streams are done, while the budget idles during
+each of its stores. Its first page is also late: at the start six streams share the budget and the engagement
+streams take five searches a page. Until session 5 the stores themselves were slow on PostgreSQL (cached
+generic plans of `= ANY(:array)` lookups: a calls page took 9 s, now 0.5 s; see models/db.py). Tried before
+and measured: the stream with the most pages left first on the searches (44-66 % against 46-83 % without),
+storing without the org lock (66-71 %, concurrent stores failed and were fetched again), contacts pages of
+1,000 (68-77 % against 71-81 %).
 
 What the emulator served and refused is read inside the emulator (this process wraps its counters): per
 account, the units served (Gmail quota units; HubSpot calls) between the first and the last served call,
@@ -210,9 +209,9 @@ def stored_pages(logs: Sequence[Path]) -> list[tuple[float, str]]:
 def print_timeline(meter: Meter, stored: Sequence[tuple[float, str]], wall_offset: float) -> None:
     """Searches served and pages stored, from the first search; the pace stores one after another allow.
 
-    A page's store takes the org's lock (ingest_page), so an org's pages store one at a time: when they follow
-    each other back to back, the gap between two stores is one page's store and caps the searches' pace (roughly:
-    a gap also holds any time the lock sat idle, and the small pages, owners and companies, store faster)."""
+    An org's pages store one at a time (ingest_page takes the org's lock); when they follow each other back to
+    back, the gap between two stores bounds the searches' pace (roughly: a gap also holds the time no page was
+    ready to store, and the small pages, owners and companies, store faster)."""
     searches = sorted(t + wall_offset for served in meter.served.values() for t, units in served if units)
     if not searches or not stored:
         return
