@@ -11,8 +11,10 @@ one-second burst; `QUOTA_UNITS`: getProfile 1, messages.list 5, messages.get 5 p
 Per rep (default 3: alice, bob, carol, one after another, each its own new connection and quota bucket): the
 rep consents over HTTP (`stack.connect`: the connection is stored with its streams due), then the clock
 starts, the scheduler's tick runs at once (`sync.scheduler.tick`; a deployed scheduler ticks every
-`TICK_SECONDS`, which would add up to that much), and the store is polled every 10 ms until the
-connection's sightings reach 50.
+`TICK_SECONDS`, which would add up to that much), and an observer in its own process (bench/store_watch.py)
+counts the connection's sightings in the store's file every millisecond until they reach 50. Until session 6
+this process polled every 10 ms; sharing the GIL with the busy worker threads, it noticed a stored page
+10-20 ms late.
 
 The minimum: the three calls the provider makes you wait for, one after another — getProfile (the history
 id a full pass starts from), one messages.list, one batch of 50 messages.get — at the emulated latency, plus
@@ -27,6 +29,7 @@ import json
 import math
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +49,6 @@ ORG = "acme"
 DOMAIN = "acme.test"
 MEMBERS = ("alice@acme.test", "bob@acme.test", "carol@acme.test")
 FIRST = 50
-POLL_SECONDS = 0.01
 TARGET = 1.2
 
 
@@ -112,42 +114,47 @@ def minimum_seconds(quota: float, burst_seconds: float, latency_ms: float) -> tu
     return seconds, wait, sum(costs)
 
 
-def sightings(stack: Any, account: str) -> int:
-    from sqlalchemy import func, select
+def connection_id(stack: Any, account: str) -> int:
+    from sqlalchemy import select
 
-    from models.tables import Connection, Sighting
+    from models.tables import Connection
 
     with stack.rt.sessions() as session:
         return int(
             session.execute(
-                select(func.count())
-                .select_from(Sighting)
-                .join(Connection, Connection.id == Sighting.connection_id)
-                .where(Connection.source == "gmail", Connection.account == account)
+                select(Connection.id).where(Connection.source == "gmail", Connection.account == account)
             ).scalar_one()
         )
 
 
 def trial(stack: Any, account: str, timeout: float) -> Trial:
-    """Consent, then the clock: tick at once, poll the store until FIRST messages are in."""
+    """Consent, then the clock: tick at once; an observer process counts the store until FIRST messages are in."""
     from sync.scheduler import tick
 
     stack.connect(ORG, account)
     google = stack.sandbox.google
     before = google.stats_snapshot()
-    started = time.monotonic()
-    tick(stack.rt)
     out = Trial(account, float("nan"))
-    count = 0
-    while time.monotonic() - started < timeout:
-        now = sightings(stack, account)
-        if now != count:
-            count = now
-            out.steps.append((time.monotonic() - started, count))
-            if count >= FIRST:
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "bench.store_watch", str(stack.rt.engine.url.database),
+         str(connection_id(stack, account)), "--first", str(FIRST), "--timeout", str(timeout)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert watcher.stdout is not None
+    try:
+        if watcher.stdout.readline().strip() != "ready":
+            raise RuntimeError("bench.store_watch did not start")
+        started = time.monotonic()
+        tick(stack.rt)
+        for line in watcher.stdout:
+            at, count = line.split()
+            if int(count):
+                out.steps.append((float(at) - started, int(count)))
+            if int(count) >= FIRST:
                 out.seconds = out.steps[-1][0]
-                break
-        time.sleep(POLL_SECONDS)
+    finally:
+        watcher.kill()
+        watcher.wait()
     mine, was = google.stats_snapshot()["mailboxes"].get(account, {}), before["mailboxes"].get(account, {})
     for key, into in (("calls", out.calls), ("ops", out.ops)):
         got, had = mine.get(key, {}), was.get(key, {})
