@@ -65,7 +65,7 @@ class QuickBatch(BatchHttpRequest):  # type: ignore[misc]  # the library is unty
             if not payload.isascii():  # the generator may re-encode text with surrogates: its job
                 super()._execute(http, order, requests)
                 return
-            content_id = compat32.fold("Content-ID", self._id_to_header(request_id))
+            content_id = _content_id(self._id_to_header(request_id))
             parts.append(_PART_HEADERS + content_id + "\n" + _LINE_ENDS.sub("\n", payload))
         boundary: str = Generator._make_boundary("\n".join(parts))  # type: ignore[attr-defined]  # the library's rule
         body = f"--{boundary}\n" + f"\n--{boundary}\n".join(parts) + f"\n--{boundary}--\n"
@@ -94,6 +94,14 @@ class QuickBatch(BatchHttpRequest):  # type: ignore[misc]  # the library is unty
         resp.reason = reason
         resp.version = int(protocol.split("/", 1)[1].replace(".", ""))
         return resp, rest.split("\r\n\r\n", 1)[1]
+
+
+def _content_id(value: str) -> str:
+    """The generator's Content-ID line: unchanged when one plain line fits (fold costs ~90 µs), else folded."""
+    line = f"Content-ID: {value}"
+    if len(line) <= (compat32.max_line_length or 0) and _plain(value):
+        return line + "\n"
+    return compat32.fold("Content-ID", value)
 
 
 def _plain(text: str) -> bool:

@@ -42,7 +42,7 @@ from connectors.base import (
 from connectors.emails import InvalidAddress, normalize_email
 from connectors.gmail_history import replay
 from connectors.gmail_mapping import SOURCE, internal_date, map_message
-from connectors.google_batch import BatchResult, fetch_in_batches
+from connectors.google_batch import BatchResult, by_template, fetch_in_batches
 from connectors.google_http import GoogleApi, open_api
 
 name: str = "gmail"
@@ -141,7 +141,7 @@ def _fetch_messages(api: GoogleApi, messages: Any, ids: Sequence[str]) -> Iterat
             fields=MESSAGE_FIELDS,
         )
 
-    return fetch_in_batches(api, ids, get, BATCH_PATH, "gmail users.messages.get")
+    return fetch_in_batches(api, ids, by_template(get), BATCH_PATH, "gmail users.messages.get")
 
 
 def _full_pass_page(api: GoogleApi, cursor: JSON | None, ctx: FetchContext) -> Page:

@@ -7,7 +7,9 @@ caller to fetch on a later page.
 
 from __future__ import annotations
 
+import copy
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from connectors.batch_body import QuickBatch
 from connectors.google_http import GoogleApi, GoogleError, read_error
 
 MAX_PARTS = 100
+PLACEHOLDER = "sxsyncTemplateId0"  # unreserved characters only: the URI template leaves it as it is
 MAX_ROUNDS = 3  # the first try and two retries of throttled parts
 SLEEP_BUDGET_SECONDS = 10.0  # waiting longer belongs to the sync layer's scheduler, not a worker thread
 
@@ -43,6 +46,29 @@ class BatchResult:
     def pending(self) -> tuple[str, ...]:
         """Every id not fetched: the throttled ones, then the unsent ones (request order)."""
         return self.throttled + self.unsent
+
+
+def by_template(make_request: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`make_request` for many ids at the cost of one: the library's request is built once, each id's is a copy.
+
+    googleapiclient validates and URL-encodes every parameter of every call anew (~40 µs for a Gmail
+    messages.get with its ten metadataHeaders: a third of a page's client CPU); only the id differs from one
+    part to the next, and only in the path. The id goes where the template's placeholder is, encoded as the
+    URI template's simple expansion does (every byte but the unreserved ones percent-encoded).
+    """
+    template = make_request(PLACEHOLDER)
+    head, found, tail = template.uri.partition(PLACEHOLDER)
+    if not found or PLACEHOLDER in tail or template.body is not None:
+        return make_request  # not a body-less request with the id once in its URI: the library's way
+
+    def request_for(item_id: str) -> Any:
+        request = copy.copy(template)
+        request.uri = head + urllib.parse.quote(item_id, safe="") + tail
+        request.headers = dict(template.headers)
+        request.response_callbacks = []
+        return request
+
+    return request_for
 
 
 def _run_batch(
