@@ -5,7 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, delete, func, insert, select, tuple_, update
+import psycopg
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    TypeDecorator,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
@@ -31,8 +44,62 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     cast per value: ~2 ms of client CPU for 500 values, against ~0.4 ms for the array (same index scans).
     """
     if session.get_bind().dialect.name == "postgresql":
-        return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(column.type))))
+        array = _Array(column.type)
+        return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=array)))
     return cast(ColumnElement[bool], column.in_(list(values)))
+
+
+class _ArrayText(list[Any]):
+    """A list of str or int with its PostgreSQL array literal, which psycopg sends as it is.
+
+    Still a list, so models.db runs its statement unprepared. psycopg's own dumper quotes and escapes the
+    elements one by one (~1 µs each: 0.5 ms for 500 keys); `str.join` makes the literal in ~0.03 ms.
+    """
+
+    __slots__ = ("text",)
+    text: bytes
+
+
+class _ArrayTextDumper(psycopg.adapt.Dumper):
+    """Sends an `_ArrayText`'s literal, typed by the statement's own cast (`::VARCHAR(340)[]`)."""
+
+    def dump(self, obj: _ArrayText) -> bytes:
+        return obj.text
+
+
+psycopg.adapters.register_dumper(_ArrayText, _ArrayTextDumper)
+
+
+def _array_text(values: list[Any] | None) -> list[Any] | None:
+    """An `_ArrayText` of strings (none with a quote or backslash, the literal's escapes) or ints; else the list."""
+    if not values:
+        return values
+    kinds = set(map(type, values))
+    if kinds == {str}:
+        joined = '","'.join(values)
+        if joined.count('"') != 2 * (len(values) - 1) or "\\" in joined:  # only the separators' quotes
+            return list(values)
+        literal = '{"' + joined + '"}'
+    elif kinds == {int}:
+        literal = "{" + ",".join(map(str, values)) + "}"
+    else:
+        return list(values)
+    array = _ArrayText(values)
+    array.text = literal.encode()
+    return array
+
+
+class _Array(TypeDecorator[list[Any]]):
+    """ARRAY of the column's type, bound as an `_ArrayText` where the elements need no conversion of their own."""
+
+    impl = ARRAY
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        item_type = cast(ARRAY[Any], self.impl_instance).item_type
+        if item_type.dialect_impl(dialect).bind_processor(dialect) is not None:
+            return super().bind_processor(dialect)
+        return _array_text
 
 
 def pairs_among(session: Session, columns: tuple[Any, Any], pairs: Sequence[tuple[Any, Any]]) -> ColumnElement[bool]:
@@ -42,8 +109,8 @@ def pairs_among(session: Session, columns: tuple[Any, Any], pairs: Sequence[tupl
         return cast(ColumnElement[bool], tuple_(first, second).in_(list(pairs)))
     zipped = (
         func.unnest(
-            bindparam(None, [a for a, _ in pairs], type_=ARRAY(first.type)),
-            bindparam(None, [b for _, b in pairs], type_=ARRAY(second.type)),
+            bindparam(None, [a for a, _ in pairs], type_=_Array(first.type)),
+            bindparam(None, [b for _, b in pairs], type_=_Array(second.type)),
         )
         .table_valued("a", "b")
         .render_derived()
@@ -141,20 +208,56 @@ def insert_with_ids(session: Session, table: type[Base], rows: Sequence[dict[str
 def bulk_update(
     session: Session, table: type[Base], rows: Sequence[dict[str, Any]], by: Sequence[str] = ("id",)
 ) -> None:
-    """Per row, UPDATE where its `by` columns match, setting its other columns: one Core executemany.
+    """Per row, UPDATE where its `by` columns match, setting its other columns (every row carries the same keys).
 
-    Every row carries the same keys.
+    At the driver, as `insert_rows`: SQLite runs the UPDATE for each row's tuple (executemany, 1.5 µs a row
+    against 4.6 through Core); PostgreSQL runs one `UPDATE … FROM unnest(…)` of one binary array per column
+    (600 contacts: 1.6 µs a row of client CPU and 10 µs in all, against 16 and 27 for Core's statement a row).
+    A row whose `by` values come again gives way to the later one there, as the row-by-row updates would.
     """
     if not rows:
         return
     core = cast(Table, table.__table__)
-    columns = [c for c in rows[0] if c not in by]
-    stmt = (
-        update(core)
-        .where(*(core.c[c] == bindparam("w_" + c) for c in by))
-        .values({c: bindparam("v_" + c) for c in columns})
-    )
-    session.execute(stmt, [{("w_" if c in by else "v_") + c: v for c, v in row.items()} for row in rows])
+    keys = (*(c for c in rows[0] if c not in by), *by)
+    connection = session.connection()
+    sql, processors = _update_plan(core, keys, len(by), connection.dialect)
+    if connection.dialect.name == "postgresql" and len(rows) > 1:
+        rows = list({tuple(row[c] for c in by): row for row in rows}.values())
+    columns = [
+        [process(row[key]) for row in rows] if process else [row[key] for row in rows]
+        for key, process in zip(keys, processors, strict=True)
+    ]
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(sql, tuple(columns))
+    else:
+        connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+_update_plans: dict[tuple[str, tuple[str, ...], int, str], tuple[str, list[Any]]] = {}
+
+
+def _update_plan(core: Table, keys: tuple[str, ...], by: int, dialect: Dialect) -> tuple[str, list[Any]]:
+    """(SQL, bind processors) for `bulk_update` of `keys`: the set columns, then the last `by` matched ones."""
+    cache_key = (core.name, keys, by, dialect.name)
+    if cache_key in _update_plans:
+        return _update_plans[cache_key]
+    quote = dialect.identifier_preparer.quote
+    name = dialect.identifier_preparer.format_table(core)
+    setting, matching = keys[: len(keys) - by], keys[len(keys) - by :]
+    processors = [core.c[key].type._cached_bind_processor(dialect) for key in keys]
+    # the SQL holds only the schema's own (quoted) table and column names and their types; values are bound
+    if dialect.name == "postgresql":
+        arrays = ", ".join(f"%b::{core.c[k].type.compile(dialect=dialect)}[]" for k in keys)  # binary arrays
+        aliases = ", ".join(f"v{i}" for i in range(len(keys)))
+        assign = ", ".join(f"{quote(k)} = v.v{i}" for i, k in enumerate(setting))
+        where = " AND ".join(f"{name}.{quote(k)} = v.v{i}" for i, k in enumerate(keys) if k in matching)
+        sql = f"UPDATE {name} SET {assign} FROM unnest({arrays}) AS v({aliases}) WHERE {where}"  # noqa: S608
+    else:
+        assign = ", ".join(f"{quote(k)} = ?" for k in setting)
+        where = " AND ".join(f"{quote(k)} = ?" for k in matching)
+        sql = f"UPDATE {name} SET {assign} WHERE {where}"  # noqa: S608
+    _update_plans[cache_key] = (sql, processors)
+    return _update_plans[cache_key]
 
 
 def bulk_delete(session: Session, table: type[Base], rows: Sequence[dict[str, Any]]) -> None:
