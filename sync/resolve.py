@@ -15,10 +15,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.store import among, insert_ignore, insert_rows, insert_with_ids
+from models.store import among, bulk_update, insert_ignore, insert_rows, insert_with_ids
 from models.tables import Activity, Contact, Identity, IdentityConflict, Participant, RecordKey
 from sync.freemail import company_domain
 from sync.identity import HUB_LIMIT, RecordView, components, split_key
@@ -46,6 +46,7 @@ class Neighbourhood:
     hubs: set[str] = field(default_factory=set)
     identities: dict[str, Known] = field(default_factory=dict)
     contacts: set[int] = field(default_factory=set)
+    counted: dict[str, int] = field(default_factory=dict)  # keys whose records were counted: how many
 
 
 def chunks(items: Iterable[T], size: int = 500) -> Iterable[list[T]]:
@@ -118,31 +119,22 @@ def neighbourhood(session: Session, org_id: int, seeds: set[str], prior: Prior |
 
 
 def _records_around(session: Session, org_id: int, frontier: set[str], hood: Neighbourhood) -> set[str]:
-    """Records carrying frontier keys (hubs excluded) and the keys those records carry."""
-    counts: dict[str, int] = {}
+    """Records carrying frontier keys (hubs excluded) and the keys those records carry.
+
+    One query a batch reads each key's records with its record count (a hub's count alone, not its records).
+    """
+    counts = dict.fromkeys(frontier, 0)
+    record_ids: set[int] = set()
     for batch in chunks(sorted(frontier)):
-        counts.update(
-            {
-                key: int(n)
-                for key, n in session.execute(
-                    select(RecordKey.key, func.count())
-                    .where(RecordKey.org_id == org_id, among(session, RecordKey.key, batch))
-                    .group_by(RecordKey.key)
-                )
-            }
-        )
+        for key, record_id, n in session.execute(_carriers(session, org_id, batch)):
+            counts[key] = int(n)
+            if n <= HUB_LIMIT:
+                record_ids.add(record_id)
+    hood.counted.update(counts)
     hubs = {k for k, n in counts.items() if n > HUB_LIMIT}
     if hubs - hood.hubs:
         _report_hubs(session, org_id, {k: counts[k] for k in hubs - hood.hubs})
     hood.hubs |= hubs
-    expand = [k for k in counts if k not in hubs]
-    record_ids: set[int] = set()
-    for batch in chunks(sorted(expand)):
-        record_ids.update(
-            session.execute(
-                select(RecordKey.record_id).where(RecordKey.org_id == org_id, among(session, RecordKey.key, batch))
-            ).scalars()
-        )
     new_ids = sorted(record_ids - set(hood.records))
     keys_of: dict[int, set[str]] = defaultdict(set)
     for id_batch in chunks(new_ids):
@@ -162,6 +154,21 @@ def _records_around(session: Session, org_id: int, frontier: set[str], hood: Nei
     return carried
 
 
+def _carriers(session: Session, org_id: int, keys: list[str]) -> Select[str, int, int]:
+    """(key, record id, the key's record count) of the records carrying the keys; one row for a hub key."""
+    rows = (
+        select(
+            RecordKey.key,
+            RecordKey.record_id,
+            func.count().over(partition_by=RecordKey.key).label("n"),
+            func.row_number().over(partition_by=RecordKey.key).label("i"),
+        )
+        .where(RecordKey.org_id == org_id, among(session, RecordKey.key, keys))
+        .subquery()
+    )
+    return select(rows.c.key, rows.c.record_id, rows.c.n).where(or_(rows.c.n <= HUB_LIMIT, rows.c.i == 1))
+
+
 def _report_hubs(session: Session, org_id: int, hubs: dict[str, int]) -> None:
     """A key on more than HUB_LIMIT records ties nothing; ops see it as a conflict."""
     insert_ignore(
@@ -172,10 +179,14 @@ def _report_hubs(session: Session, org_id: int, hubs: dict[str, int]) -> None:
     )
 
 
-def evidenced(session: Session, org_id: int, keys: set[str]) -> set[str]:
-    """Keys that a person record or a non-noise activity still vouches for."""
-    found: set[str] = set()
-    for batch in chunks(sorted(keys)):
+def evidenced(session: Session, org_id: int, keys: set[str], counted: Mapping[str, int] | None = None) -> set[str]:
+    """Keys that a person record or a non-noise activity still vouches for.
+
+    `counted`: keys whose records were counted already (the walk's), so only the others are looked up.
+    """
+    counted = counted or {}
+    found = {k for k in keys if counted.get(k, 0) > 0}
+    for batch in chunks(sorted(k for k in keys if k not in counted)):
         found.update(
             session.execute(
                 select(RecordKey.key).where(RecordKey.org_id == org_id, among(session, RecordKey.key, batch)).distinct()
@@ -212,7 +223,7 @@ def resolve(session: Session, org_id: int, seeds: set[str], created: set[int], p
         return Resolved(set(), {})
     hood = neighbourhood(session, org_id, seeds, prior)
     known = hood.keys.intersection(prior.vouched if prior else ())
-    alive = known | evidenced(session, org_id, hood.keys - known)
+    alive = known | evidenced(session, org_id, hood.keys - known, hood.counted)
     if _settled(hood, seeds, alive):  # the common page: no identity to create, move or drop
         return Resolved(set(), {k: hood.identities[k].contact_id for k in seeds if k in hood.identities})
     people = [c & alive for c in components(list(hood.records.values()), hood.keys, frozenset(hood.hubs))]
@@ -277,10 +288,10 @@ def _apply(
         changed.add(chosen)
     _move_identities(session, org_id, hood, chosen_for)
     changed |= _retire(session, hood, chosen_for, taken, created)
-    if taken & (free | hood.contacts):
+    for batch in chunks(sorted(taken & (free | hood.contacts))):  # the contacts made here are active already
         session.execute(
             update(Contact)
-            .where(Contact.id.in_(sorted(taken)), Contact.status != "active")
+            .where(Contact.id.in_(batch), Contact.status != "active")
             .values(status="active", merged_into=None)
         )
     return changed
@@ -314,14 +325,12 @@ def domain_of(keys: Iterable[str]) -> str | None:
 
 def _move_identities(session: Session, org_id: int, hood: Neighbourhood, chosen_for: dict[str, int]) -> None:
     """Point identities at their person's contact; create new ones; drop the unevidenced."""
-    moves: dict[int, list[int]] = defaultdict(list)
-    for key, contact in chosen_for.items():
-        known = hood.identities.get(key)
-        if known is not None and known.contact_id != contact:
-            moves[contact].append(known.id)
-    for contact, ids in moves.items():
-        for batch in chunks(ids):
-            session.execute(update(Identity).where(Identity.id.in_(batch)).values(contact_id=contact))
+    moves = [
+        {"id": known.id, "contact_id": contact}
+        for key, contact in chosen_for.items()
+        if (known := hood.identities.get(key)) is not None and known.contact_id != contact
+    ]
+    bulk_update(session, Identity, moves)
     fresh = [
         {"org_id": org_id, "kind": split_key(k)[0], "value": split_key(k)[1], "contact_id": c, "origin_contact_id": c}
         for k, c in sorted(chosen_for.items())
