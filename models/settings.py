@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     backfill_days: int = Field(default=365, ge=1, le=3650)
     page_size: int = Field(default=500, ge=1, le=500)
     lease_seconds: int = Field(default=60, ge=5)
+    # pages one job stores back to back, fetching each next page while it stores the last (1: no read-ahead)
+    read_ahead_pages: int = Field(default=8, ge=1, le=100)
     poll_seconds: int = Field(default=300, ge=1)
     start_on_connect: bool = True  # a connection starts syncing from the OAuth callback, not the next tick
     http_timeout: float = Field(default=30.0, gt=0)

@@ -123,7 +123,9 @@ def test_a_suspect_runs_alone_and_waits_for_no_newcomer() -> None:
 @pytest.fixture
 def manual(tmp_path: Path, store_url: str) -> Iterator[tuple[Stack, deque[Job]]]:
     """A stack whose page jobs are delivered by hand, one Gmail connection."""
-    with running_stack(data_dir=tmp_path, world=world(), database_url=store_url, workers=0, page_size=25) as stack:
+    with running_stack(  # one page a job: the crash counts of each page's own job
+        data_dir=tmp_path, world=world(), database_url=store_url, workers=0, page_size=25, read_ahead_pages=1
+    ) as stack:
         seed(stack, MEMBERS[:1])
         jobs: deque[Job] = deque()
         stack.rt.enqueue = lambda c, s, v, _delay: jobs.append((c, s, v))

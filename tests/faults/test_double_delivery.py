@@ -68,6 +68,7 @@ def test_every_message_delivered_twice_and_every_job_run_twice_store_what_one_de
     with running_stack(
         data_dir=tmp_path / "run", world=world(), database_url=pg_url, broker_url=redis_url, workers=2,
         page_size=PAGE_SIZE, lease_seconds=LEASE_SECONDS,
+        read_ahead_pages=1,  # one page a job, so that every page's own message is delivered and run twice
     ) as stack:
         seed(stack, members)
         assert stack.rt.enqueue is not None

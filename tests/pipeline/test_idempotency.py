@@ -23,8 +23,9 @@ Job = tuple[int, str, int]
 def manual_stack(tmp_path: Path, store_url: str) -> Iterator[tuple[Stack, deque[Job]]]:
     """A stack whose page jobs land in a list the test delivers by hand."""
     with running_stack(
-        data_dir=tmp_path, world=small_world(size=900), database_url=store_url, workers=0, page_size=100
-    ) as stack:
+        data_dir=tmp_path, world=small_world(size=900), database_url=store_url, workers=0, page_size=100,
+        read_ahead_pages=1,  # one page a job: every page's own message is what these tests deliver by hand
+    ) as stack:  # fmt: skip
         stack.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         jobs: deque[Job] = deque()
         stack.rt.enqueue = lambda c, s, v, _delay: jobs.append((c, s, v))

@@ -23,8 +23,9 @@ def test_token_revoked_at_the_provider_mid_sync_costs_one_refresh_and_the_sync_c
     tmp_path: Path, store_url: str
 ) -> None:
     with running_stack(
-        data_dir=tmp_path, world=small_world(size=600), database_url=store_url, workers=0, page_size=100
-    ) as stack:
+        data_dir=tmp_path, world=small_world(size=600), database_url=store_url, workers=0, page_size=100,
+        read_ahead_pages=1,  # one page a job: the test revokes the token between two page jobs
+    ) as stack:  # fmt: skip
         stack.seed_org(ORG, DOMAIN, MEMBERS, GMAIL_ONLY)
         jobs: deque[Job] = deque()
         stack.rt.enqueue = lambda c, s, v, _delay: jobs.append((c, s, v))
