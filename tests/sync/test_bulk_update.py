@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from models.db import session_factory
 from models.store import bulk_update, insert_rows, insert_with_ids
-from models.tables import Activity, Contact, PersonRecord, Sighting
+from models.tables import Activity, Connection, Contact, PersonRecord, Sighting
 from tests.sync.test_ingest import setup_org
 
 PARIS = timezone(timedelta(hours=1))
@@ -78,3 +78,15 @@ def test_a_key_matching_several_rows_updates_them_all_with_the_columns_own_types
     stored = {ext: when.replace(tzinfo=when.tzinfo or UTC) for ext, when in times}
     assert stored == {"m0": later, "m1": at, "m2": later, "m3": at}
     assert tuple(person) == (["b@y.test", "c@y.test"], "Bea")
+
+
+def test_a_column_set_on_update_is_still_set(engine: Engine) -> None:
+    _, _, conns = setup_org(engine)
+    conn = conns["alice@acme.test"]
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        before = s.execute(select(Connection.updated_at).where(Connection.id == conn)).scalar_one()
+        bulk_update(s, Connection, [{"id": conn, "status": "paused"}])
+        status, after = s.execute(select(Connection.status, Connection.updated_at).where(Connection.id == conn)).one()
+    assert status == "paused"
+    assert after > before
