@@ -12,7 +12,7 @@ from models.store import among, bulk_update, insert_with_ids
 from models.tables import Contact, Identity, Participant, PersonRecord
 from sync.identity import email_key, is_user_ref, ref_key, split_key
 from sync.interactions import OrgView
-from sync.resolve import Known, Prior, chunks, domain_of, identity_rows, resolve
+from sync.resolve import Known, Prior, among_batches, domain_of, identity_rows, resolve
 
 RECORD_NAME_RANK = 2  # address-book and CRM names win over mail headers
 MAIL_NAME_RANK = 1
@@ -61,7 +61,7 @@ class ContactBook:
 
     def suspect_sightings(self, sighting_ids: list[int]) -> None:
         """The participants of copies about to be removed are suspects."""
-        for batch in chunks(sighting_ids):
+        for batch in among_batches(self.session, sighting_ids):
             for email, ref in self.session.execute(
                 select(Participant.email, Participant.person_ref).where(
                     among(self.session, Participant.sighting_id, batch)
@@ -106,7 +106,7 @@ class ContactBook:
     def _refresh(self, contact_ids: set[int]) -> set[int]:
         """Name (records first, then the most frequent mail name; ties: smallest), company domain and name."""
         changed: set[int] = set()
-        for batch in chunks(sorted(contact_ids)):
+        for batch in among_batches(self.session, sorted(contact_ids)):
             changed |= self._refresh_batch(batch)
         return changed
 

@@ -17,7 +17,7 @@ from models.tables import PersonRecord, RecordKey, SyncState
 from sync.contacts import ContactBook
 from sync.identity import email_key, phone_key, ref_key
 from sync.interactions import OrgView
-from sync.resolve import chunks
+from sync.resolve import among_batches, chunks
 
 NOT_A_CONTACT = ("user",)  # CRM users / owners are people of the org
 
@@ -173,7 +173,7 @@ def _existing(
     found: dict[tuple[str, str], tuple[int, str, int, list[str]]] = {}
     sources = {s for s, _ in keys}
     for source in sources:
-        for batch in chunks(sorted(e for s, e in keys if s == source)):
+        for batch in among_batches(session, sorted(e for s, e in keys if s == source)):
             for rid, ext, digest, generation, merged in session.execute(
                 select(
                     PersonRecord.id,
@@ -230,7 +230,7 @@ def sweep_records(session: Session, connection_id: int, unseen_by: tuple[str, in
 def member_of_refs(session: Session, org_id: int, refs: set[str], members: dict[str, int]) -> dict[str, str]:
     """CRM user references ("source:user:id") resolved to the member address their record names."""
     found: dict[str, str] = {}
-    for batch in chunks(sorted(refs)):
+    for batch in among_batches(session, sorted(refs)):
         for ref, emails in session.execute(
             select(PersonRecord.ref, PersonRecord.emails).where(
                 PersonRecord.org_id == org_id, among(session, PersonRecord.ref, batch), PersonRecord.kind == "user"

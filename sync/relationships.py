@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from models.policy import StrengthPolicy, strength
 from models.store import among, insert_rows, pairs_among
 from models.tables import Identity, Interaction, Relationship
+from sync.resolve import among_batches
 
 
 def recompute_relationships(
@@ -20,15 +21,10 @@ def recompute_relationships(
     """Rebuild the relationships of touched (member, identity) pairs; return the contacts whose ties changed."""
     if not pairs:
         return set()
-    identity_ids = sorted({i for _, i in pairs})
     contact_of: dict[int, int] = {}
-    for start in range(0, len(identity_ids), 500):
+    for batch in among_batches(session, sorted({i for _, i in pairs})):
         contact_of.update(
-            session.execute(
-                select(Identity.id, Identity.contact_id).where(
-                    among(session, Identity.id, identity_ids[start : start + 500])
-                )
-            ).all()
+            session.execute(select(Identity.id, Identity.contact_id).where(among(session, Identity.id, batch))).all()
         )
     ties = sorted({(m, contact_of[i]) for m, i in pairs if i in contact_of})
     changed: set[int] = set()
@@ -100,12 +96,11 @@ def recompute_contacts(
     """Rebuild every tie of contacts whose identities moved (merge, split, retirement)."""
     if not contact_ids:
         return set()
-    ids = sorted(contact_ids)
     pairs: set[tuple[int, int]] = set()
-    for start in range(0, len(ids), 500):
-        batch = ids[start : start + 500]
+    for batch in among_batches(session, sorted(contact_ids)):
         # the ids are this org's contacts; an org_id term would lure SQLite onto the org index (a scan of the org)
-        session.execute(delete(Relationship).where(Relationship.contact_id.in_(batch)))
+        stale = cast(Table, Relationship.__table__)  # Core: no ORM session sync to evaluate for these rows
+        session.execute(delete(stale).where(among(session, stale.c.contact_id, batch)))
         pairs.update(
             (m, i)
             for m, i in session.execute(
