@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from sync.broker import require_fast_redelivery, setup_broker, warn_without_persistence
 from sync.logs import configure_logging
+from sync.malloc_arenas import limit_malloc_arenas
 from sync.runtime import get_runtime
 
+limit_malloc_arenas()  # before the worker threads start allocating
 _runtime = get_runtime()
 configure_logging(_runtime.settings.log_level)
 require_fast_redelivery(_runtime.settings)
