@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+import re
 import secrets
 from collections.abc import Callable
 from email.message import Message
@@ -14,16 +15,63 @@ from sandbox.http import Request, Response, parse_target
 PartDispatcher = Callable[[Request], Response]
 
 
-def parse_parts(req: Request) -> list[Message] | Response:
+Part = tuple[str | None, str]  # (the part's Content-ID header, its payload: the inner HTTP request's text)
+_BOUNDARY = re.compile(r"multipart/mixed; *boundary=(\"?)([0-9A-Za-z'()+_,./:=?-]+)\1", re.IGNORECASE)
+_HEADER_LINE = re.compile(r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*)")  # one unfolded `Name: value` line
+
+
+def parse_parts(req: Request) -> list[Part] | Response:
     """The parts of a multipart/mixed body, or an error response."""
     ctype = req.header("content-type") or ""
     if not ctype.lower().startswith("multipart/mixed") or "boundary=" not in ctype:
         return errors.bad_request("Batch requests must be multipart/mixed with a boundary.", "badRequest")
+    quick = split_plain_parts(ctype, req.body)
+    if quick is not None:
+        return quick
     msg = BytesParser().parsebytes(b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + req.body)
     payload = msg.get_payload()
     if not msg.is_multipart() or not isinstance(payload, list):
         return errors.bad_request("Could not parse the multipart batch body.", "badRequest")
-    return [p for p in payload if isinstance(p, Message)]
+    return [(p.get("Content-ID"), _text(p.get_payload())) for p in payload if isinstance(p, Message)]
+
+
+def split_plain_parts(ctype: str, body: bytes) -> list[Part] | None:
+    """The parts as the email parser reads them, for a body in the plain shape clients send; else None.
+
+    The plain shape: ASCII, no preamble or epilogue, one line ending style, each part's headers one
+    unfolded line each, the boundary nowhere but on its own lines. The email package's parser took ~1 ms per
+    50-part batch of the emulator's CPU, which the product under test shares on the dev box; any other body
+    goes to that parser.
+    """
+    match = _BOUNDARY.fullmatch(ctype.strip())
+    if match is None or not body.isascii():
+        return None
+    text, dash = body.decode("ascii"), "--" + match.group(2)
+    eol = "\r\n" if text.startswith(dash + "\r\n") else "\n"
+    closing = eol + dash + "--"
+    if not text.startswith(dash + eol) or not text.removesuffix(eol).endswith(closing):
+        return None
+    inside = text.removesuffix(eol)[len(dash) + len(eol) : -len(closing)]
+    if (eol == "\n" and "\r" in inside) or (eol == "\r\n" and "\n" in inside.replace("\r\n", "")):
+        return None
+    parts: list[Part] = []
+    for chunk in inside.split(eol + dash + eol):
+        head, blank, payload = chunk.partition(eol + eol)
+        if not blank or dash in chunk:
+            return None
+        content_id = None
+        for line in head.split(eol):
+            header = _HEADER_LINE.fullmatch(line)
+            if header is None:
+                return None
+            if content_id is None and header.group(1).lower() == "content-id":
+                content_id = header.group(2)
+        parts.append((content_id, payload))
+    return parts
+
+
+def _text(payload: object) -> str:
+    return payload if isinstance(payload, str) else ""
 
 
 def parse_inner(text: str, outer: Request, mount_prefix: str) -> Request | None:
@@ -91,15 +139,13 @@ def handle_batch(req: Request, dispatch: PartDispatcher, max_parts: int) -> tupl
     mount_prefix = req.full_path[: len(req.full_path) - len(req.path)] if req.full_path.endswith(req.path) else ""
     boundary = "batch_" + secrets.token_urlsafe(18).replace("-", "A").replace("_", "B")
     chunks: list[str] = []
-    for part in parts:
-        payload = part.get_payload()
-        text = payload if isinstance(payload, str) else ""
+    for content_id, text in parts:
         inner = parse_inner(text, req, mount_prefix)
         if inner is None:
             resp = errors.bad_request("Failed to parse batch request part.", "badRequest")
         else:
             resp = dispatch(inner)
-        chunks.append(f"--{boundary}\r\n" + render_part(part.get("Content-ID"), resp))
+        chunks.append(f"--{boundary}\r\n" + render_part(content_id, resp))
     body = "\r\n".join(chunks) + f"\r\n--{boundary}--\r\n"
     return Response(
         200,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import socket
 import ssl
@@ -95,7 +96,13 @@ def add_query(url: str, params: Iterable[tuple[str, str]]) -> str:
 def parse_target(target: str) -> tuple[str, dict[str, list[str]]]:
     """Split a request target into (path, query)."""
     parts = urllib.parse.urlsplit(target)
-    return parts.path or "/", urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    return parts.path or "/", {name: list(values) for name, values in _parsed_query(parts.query).items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_query(query: str) -> dict[str, list[str]]:
+    """parse_qs, once per query text: a batch's parts differ in their path, not in their query."""
+    return urllib.parse.parse_qs(query, keep_blank_values=True)
 
 
 class Router:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 Mask = dict[str, "Mask | None"]  # None: the whole sub-tree
@@ -11,7 +12,10 @@ class FieldsError(ValueError):
     """The selector does not parse."""
 
 
+@functools.lru_cache(maxsize=256)
 def parse_fields(text: str) -> Mask:
+    """The selector as a mask, shared by every call with the same text (read it, never change it): a batch
+    asks for the same fields in each of its parts."""
     mask, pos = _parse_list(text.replace(" ", ""), 0)
     if pos != len(text.replace(" ", "")):
         raise FieldsError(f"Invalid field selection {text}")
