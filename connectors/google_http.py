@@ -7,6 +7,7 @@ failure becomes a ConnectorError carrying the status and Google's own message, n
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from connectors.base import (
     TransientError,
     Unauthorized,
 )
+from connectors.http_pool import POOL
 from connectors.retry_after import retry_after_seconds
 
 ExpiredWhen = Callable[["GoogleError"], bool]
@@ -52,15 +54,34 @@ def quota_units(request: Any) -> int:
 
 
 class CountingHttp(httplib2.Http):  # type: ignore[misc]  # httplib2 ships no type hints
-    """httplib2 that counts the HTTP requests it sends, so a page reports its true API cost."""
+    """httplib2 that counts the HTTP requests it sends, so a page reports its true API cost; each request runs
+    on a keep-alive connection from the process's pool (connectors/http_pool.py) and hands it back after."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, ca_certs: str | None = None, timeout: float | None = None) -> None:
+        super().__init__(ca_certs=ca_certs, timeout=timeout)
         self.calls = 0
+        self._settings = (ca_certs, timeout)
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:
+    def request(self, uri: str, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
-        return super().request(*args, **kwargs)
+        parts = urllib.parse.urlsplit(uri)
+        conn_key = f"{parts.scheme.lower()}:{parts.netloc.lower()}"  # httplib2's key for its connections
+        key = (conn_key, self._settings)
+        if conn_key not in self.connections:
+            pooled = POOL.take(key)
+            if pooled is not None:
+                self.connections[conn_key] = pooled
+        try:
+            answer = super().request(uri, *args, **kwargs)
+        except BaseException:  # whatever state the connection is in, nobody else gets it
+            failed = self.connections.pop(conn_key, None)
+            if failed is not None:
+                failed.close()
+            raise
+        done = self.connections.pop(conn_key, None)  # the answer was read whole: the connection is idle
+        if done is not None:
+            POOL.give(key, done)
+        return answer
 
 
 @dataclass(frozen=True)
