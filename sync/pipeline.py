@@ -367,7 +367,9 @@ def _take_lease(session: Session, rt: Runtime, state_id: int, version: int, owne
 def _fetch(rt: Runtime, connection: Connection, stream: str, cursor: JSON | None) -> Page:
     """Ask the connector for the page after `cursor`, refreshing the token once on a 401."""
     connector = get_connector(connection.source)
-    token = get_access_token(rt.writes, connection.id, client_for=rt.oauth_client, vault=rt.vault, now=rt.clock())
+    token = get_access_token(
+        rt.writes, connection.id, client_for=rt.oauth_client, vault=rt.vault, now=rt.clock(), reads=rt.sessions
+    )
     try:
         return connector.fetch_page(stream, cursor, _context(rt, connection, token.token))
     except Unauthorized:

@@ -58,16 +58,18 @@ class AccessToken:
 def get_access_token(
     sessions: sessionmaker[Session], connection_id: int, *, client_for: Callable[[str], OAuthClient],
     vault: Vault, min_ttl: int = 60, stale_version: int | None = None, now: datetime | None = None,
-    lock_wait: float = LOCK_WAIT_SECONDS,
+    lock_wait: float = LOCK_WAIT_SECONDS, reads: sessionmaker[Session] | None = None,
 ) -> AccessToken:
     """The stored token if fresh; else refresh under a row lock, re-checking first (double-checked).
 
     On PostgreSQL a caller waits at most `lock_wait` seconds for another's refresh (lock_timeout), then
     gets RefreshFailed: a holder that hangs (a frozen process, a DNS lookup no HTTP timeout covers) must
     not pin every worker thread that needs the grant. On SQLite the engine's 60 s busy timeout bounds the
-    wait (its OperationalError, retried like any store error).
+    wait (its OperationalError, retried like any store error). `reads`: the sessions for the first look,
+    when `sessions` are write sessions (SQLite's BEGIN IMMEDIATE would queue a fresh token's read behind
+    every page being stored).
     """
-    with sessions() as session:
+    with (reads or sessions)() as session:
         credential = _credential(session, connection_id, lock=False)
         if _usable(credential, now or utcnow(), min_ttl, stale_version):
             return _access(credential, vault)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models.db import write_session_factory
+from models.db import session_factory, write_session_factory
 from models.tables import AuditEvent, Connection, Credential, utcnow
 from tokens.access import (
     AccessToken,
@@ -80,6 +80,16 @@ def test_fresh_token_is_returned_without_a_call(store, token_server, vault) -> N
     assert (token.token, token.version) == ("at-original", 1)
     assert "at-original" not in repr(token)
     assert token_server.state.calls["token"] == 0
+
+
+def test_a_fresh_token_is_read_while_another_transaction_holds_the_write_lock(store, token_server, vault) -> None:
+    connection_id, _ = _seed(store, token_server, vault, expired=False)
+    reads = session_factory(store.engine)
+    with store.sessions.begin() as writer:  # a page being stored (SQLite: BEGIN IMMEDIATE holds the lock)
+        writer.execute(select(Credential.id)).all()
+        with ThreadPoolExecutor(1) as pool:
+            token = pool.submit(_get, store, token_server, vault, connection_id, reads=reads).result(timeout=10)
+    assert (token.token, token.version) == ("at-original", 1)
 
 
 def test_min_ttl_and_injected_now(store, token_server, vault) -> None:
