@@ -14,8 +14,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.store import among
+from models.store import among, core
 from models.tables import Activity, Interaction, Participant, Sighting
+
+ACTIVITIES = core(Activity)
+INTERACTIONS = core(Interaction)
+PARTICIPANTS = core(Participant)
+SIGHTINGS = core(Sighting)
 
 Copy = tuple[int, datetime, str | None, bool]  # activity id, occurred_at, noise, malformed From
 Person = tuple[int, str, str, bool, str | None]  # activity id, role, email, declined, person_ref
@@ -57,29 +62,33 @@ def activity_rows(session: Session, ids: list[int], written: Written) -> Activit
     if not rest:
         return rows
     rows.copies += session.execute(
-        select(Sighting.activity_id, Sighting.occurred_at, Sighting.noise, Sighting.malformed_from).where(
-            among(session, Sighting.activity_id, rest)
+        select(SIGHTINGS.c.activity_id, SIGHTINGS.c.occurred_at, SIGHTINGS.c.noise, SIGHTINGS.c.malformed_from).where(
+            among(session, SIGHTINGS.c.activity_id, rest)
         )
     ).all()
     rows.participants += session.execute(  # distinct: a mail to 200 colleagues has 200 copies of 200 rows
         select(
-            Participant.activity_id, Participant.role, Participant.email, Participant.declined, Participant.person_ref
+            PARTICIPANTS.c.activity_id,
+            PARTICIPANTS.c.role,
+            PARTICIPANTS.c.email,
+            PARTICIPANTS.c.declined,
+            PARTICIPANTS.c.person_ref,
         )
-        .where(among(session, Participant.activity_id, rest))
+        .where(among(session, PARTICIPANTS.c.activity_id, rest))
         .distinct()
     ).all()
     rows.interactions += session.execute(
         select(
-            Interaction.activity_id,
-            Interaction.member_id,
-            Interaction.identity_id,
-            Interaction.kind,
-            Interaction.occurred_at,
-        ).where(among(session, Interaction.activity_id, rest))
+            INTERACTIONS.c.activity_id,
+            INTERACTIONS.c.member_id,
+            INTERACTIONS.c.identity_id,
+            INTERACTIONS.c.kind,
+            INTERACTIONS.c.occurred_at,
+        ).where(among(session, INTERACTIONS.c.activity_id, rest))
     ).all()
     rows.activities += session.execute(
-        select(Activity.id, Activity.kind, Activity.occurred_at, Activity.noise).where(
-            among(session, Activity.id, rest)
+        select(ACTIVITIES.c.id, ACTIVITIES.c.kind, ACTIVITIES.c.occurred_at, ACTIVITIES.c.noise).where(
+            among(session, ACTIVITIES.c.id, rest)
         )
     ).all()
     return rows

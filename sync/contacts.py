@@ -8,11 +8,16 @@ from collections.abc import Iterable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models.store import among, bulk_update, insert_with_ids
+from models.store import among, bulk_update, core, insert_with_ids
 from models.tables import Contact, Identity, Participant, PersonRecord
 from sync.identity import email_key, is_user_ref, ref_key, split_key
 from sync.interactions import OrgView
 from sync.resolve import Known, Prior, among_batches, domain_of, identity_rows, resolve
+
+CONTACTS = core(Contact)
+IDENTITIES = core(Identity)
+PARTICIPANTS = core(Participant)
+PERSON_RECORDS = core(PersonRecord)
 
 RECORD_NAME_RANK = 2  # address-book and CRM names win over mail headers
 MAIL_NAME_RANK = 1
@@ -63,8 +68,8 @@ class ContactBook:
         """The participants of copies about to be removed are suspects."""
         for batch in among_batches(self.session, sighting_ids):
             for email, ref in self.session.execute(
-                select(Participant.email, Participant.person_ref).where(
-                    among(self.session, Participant.sighting_id, batch)
+                select(PARTICIPANTS.c.email, PARTICIPANTS.c.person_ref).where(
+                    among(self.session, PARTICIPANTS.c.sighting_id, batch)
                 )
             ):
                 key = participant_key(email, ref)
@@ -115,46 +120,46 @@ class ContactBook:
         emails: dict[int, list[str]] = defaultdict(list)
         refs: dict[int, list[str]] = defaultdict(list)
         for contact_id, kind, value in self.session.execute(
-            select(Identity.contact_id, Identity.kind, Identity.value).where(
-                among(self.session, Identity.contact_id, contact_ids)
+            select(IDENTITIES.c.contact_id, IDENTITIES.c.kind, IDENTITIES.c.value).where(
+                among(self.session, IDENTITIES.c.contact_id, contact_ids)
             )
         ):
             (emails if kind == "email" else refs)[contact_id].append(value)
         record_names = self._counted(
-            select(PersonRecord.ref, PersonRecord.name, func.count())
+            select(PERSON_RECORDS.c.ref, PERSON_RECORDS.c.name, func.count())
             .where(
-                PersonRecord.org_id == self.org_id,
-                among(self.session, PersonRecord.ref, [r for rs in refs.values() for r in rs]),
-                PersonRecord.name.is_not(None),
+                PERSON_RECORDS.c.org_id == self.org_id,
+                among(self.session, PERSON_RECORDS.c.ref, [r for rs in refs.values() for r in rs]),
+                PERSON_RECORDS.c.name.is_not(None),
             )
-            .group_by(PersonRecord.ref, PersonRecord.name),
+            .group_by(PERSON_RECORDS.c.ref, PERSON_RECORDS.c.name),
             refs,
         )
         companies = self._counted(
-            select(PersonRecord.ref, PersonRecord.company, func.count())
+            select(PERSON_RECORDS.c.ref, PERSON_RECORDS.c.company, func.count())
             .where(
-                PersonRecord.org_id == self.org_id,
-                among(self.session, PersonRecord.ref, [r for rs in refs.values() for r in rs]),
-                PersonRecord.company.is_not(None),
-                PersonRecord.source.in_(CRM_SOURCES),
+                PERSON_RECORDS.c.org_id == self.org_id,
+                among(self.session, PERSON_RECORDS.c.ref, [r for rs in refs.values() for r in rs]),
+                PERSON_RECORDS.c.company.is_not(None),
+                PERSON_RECORDS.c.source.in_(CRM_SOURCES),
             )
-            .group_by(PersonRecord.ref, PersonRecord.company),
+            .group_by(PERSON_RECORDS.c.ref, PERSON_RECORDS.c.company),
             refs,
         )
         mail_names = self._counted(
-            select(Participant.email, Participant.name, func.count())
+            select(PARTICIPANTS.c.email, PARTICIPANTS.c.name, func.count())
             .where(
-                Participant.org_id == self.org_id,
-                among(self.session, Participant.email, [e for es in emails.values() for e in es]),
-                Participant.name.is_not(None),
+                PARTICIPANTS.c.org_id == self.org_id,
+                among(self.session, PARTICIPANTS.c.email, [e for es in emails.values() for e in es]),
+                PARTICIPANTS.c.name.is_not(None),
             )
-            .group_by(Participant.email, Participant.name),
+            .group_by(PARTICIPANTS.c.email, PARTICIPANTS.c.name),
             emails,
         )
         changed: set[int] = set()
         rows = []
-        stored = select(Contact.id, Contact.name, Contact.company_domain, Contact.company).where(
-            among(self.session, Contact.id, contact_ids), Contact.status == "active"
+        stored = select(CONTACTS.c.id, CONTACTS.c.name, CONTACTS.c.company_domain, CONTACTS.c.company).where(
+            among(self.session, CONTACTS.c.id, contact_ids), CONTACTS.c.status == "active"
         )
         for contact_id, *before in self.session.execute(stored):
             name, rank = _best(record_names.get(contact_id)), RECORD_NAME_RANK

@@ -19,6 +19,7 @@ from models.store import (
     among,
     bulk_delete,
     bulk_update,
+    core,
     insert_ignore,
     insert_rows,
     insert_with_ids,
@@ -34,7 +35,11 @@ from sync.optout_filter import drop_suppressed
 from sync.records import RecordTarget, delete_records, member_of_refs, sweep_records, upsert_records
 from sync.relationships import recompute_contacts, recompute_relationships
 
+ACTIVITIES = core(Activity)
+SIGHTINGS = core(Sighting)
+
 T = TypeVar("T")
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds an encoder per call
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ def content_hash(obs: ActivityObservation, keep_subjects: bool) -> str:
         obs.subject if keep_subjects else None,
         sorted((p.role, p.email, p.name or "", p.declined) for p in obs.participants),
     ]
-    return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(_COMPACT.encode(payload).encode()).hexdigest()
 
 
 def ingest_page(
@@ -285,11 +290,15 @@ def _existing_sightings(
         for chunk in _chunks(ids):
             rows = session.execute(
                 select(
-                    Sighting.id, Sighting.external_id, Sighting.content_hash, Sighting.activity_id, Sighting.generation
+                    SIGHTINGS.c.id,
+                    SIGHTINGS.c.external_id,
+                    SIGHTINGS.c.content_hash,
+                    SIGHTINGS.c.activity_id,
+                    SIGHTINGS.c.generation,
                 ).where(
-                    Sighting.connection_id == connection_id,
-                    Sighting.source == source,
-                    among(session, Sighting.external_id, chunk),
+                    SIGHTINGS.c.connection_id == connection_id,
+                    SIGHTINGS.c.source == source,
+                    among(session, SIGHTINGS.c.external_id, chunk),
                 )
             )
             for sid, ext, digest, activity_id, generation in rows:
@@ -306,8 +315,8 @@ def _activity_ids(
     for chunk in _chunks(keys):
         ids.update(
             session.execute(
-                select(Activity.dedupe_key, Activity.id).where(
-                    Activity.org_id == target.org_id, among(session, Activity.dedupe_key, chunk)
+                select(ACTIVITIES.c.dedupe_key, ACTIVITIES.c.id).where(
+                    ACTIVITIES.c.org_id == target.org_id, among(session, ACTIVITIES.c.dedupe_key, chunk)
                 )
             ).all()
         )

@@ -10,9 +10,12 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from models.policy import StrengthPolicy, strength
-from models.store import among, insert_rows, pairs_among
+from models.store import among, core, insert_rows, pairs_among
 from models.tables import Identity, Interaction, Relationship
 from sync.resolve import among_batches
+
+IDENTITIES = core(Identity)
+INTERACTIONS = core(Interaction)
 
 
 def recompute_relationships(
@@ -24,7 +27,9 @@ def recompute_relationships(
     contact_of: dict[int, int] = {}
     for batch in among_batches(session, sorted({i for _, i in pairs})):
         contact_of.update(
-            session.execute(select(Identity.id, Identity.contact_id).where(among(session, Identity.id, batch))).all()
+            session.execute(
+                select(IDENTITIES.c.id, IDENTITIES.c.contact_id).where(among(session, IDENTITIES.c.id, batch))
+            ).all()
         )
     ties = sorted({(m, contact_of[i]) for m, i in pairs if i in contact_of})
     changed: set[int] = set()
@@ -45,18 +50,18 @@ def _rebuild(
     # the plain IN on contact_id lets the planner walk the contact index (SQLite scans for a row-value IN)
     contacts = sorted({c for _, c in ties})
     rows = session.execute(
-        select(Interaction.member_id, Identity.contact_id, Interaction.kind, Interaction.occurred_at)
-        .join(Identity, Identity.id == Interaction.identity_id)
+        select(INTERACTIONS.c.member_id, IDENTITIES.c.contact_id, INTERACTIONS.c.kind, INTERACTIONS.c.occurred_at)
+        .join(IDENTITIES, IDENTITIES.c.id == INTERACTIONS.c.identity_id)
         .where(
-            among(session, Identity.contact_id, contacts),
-            pairs_among(session, (Interaction.member_id, Identity.contact_id), ties),
+            among(session, IDENTITIES.c.contact_id, contacts),
+            pairs_among(session, (INTERACTIONS.c.member_id, IDENTITIES.c.contact_id), ties),
         )
         .group_by(
-            Interaction.member_id,
-            Identity.contact_id,
-            Interaction.activity_id,
-            Interaction.kind,
-            Interaction.occurred_at,
+            INTERACTIONS.c.member_id,
+            IDENTITIES.c.contact_id,
+            INTERACTIONS.c.activity_id,
+            INTERACTIONS.c.kind,
+            INTERACTIONS.c.occurred_at,
         )
     )
     for member_id, contact_id, kind, occurred_at in rows:
@@ -104,9 +109,9 @@ def recompute_contacts(
         pairs.update(
             (m, i)
             for m, i in session.execute(
-                select(Interaction.member_id, Interaction.identity_id)
-                .join(Identity, Identity.id == Interaction.identity_id)
-                .where(among(session, Identity.contact_id, batch))
+                select(INTERACTIONS.c.member_id, INTERACTIONS.c.identity_id)
+                .join(IDENTITIES, IDENTITIES.c.id == INTERACTIONS.c.identity_id)
+                .where(among(session, IDENTITIES.c.contact_id, batch))
                 .distinct()
             )
         )

@@ -18,10 +18,16 @@ from typing import TypeVar, cast
 from sqlalchemy import BigInteger, Select, Table, case, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.store import among, bulk_update, insert_ignore, insert_rows, insert_with_ids
+from models.store import among, bulk_update, core, insert_ignore, insert_rows, insert_with_ids
 from models.tables import Activity, Contact, Identity, IdentityConflict, Participant, RecordKey
 from sync.freemail import company_domain
 from sync.identity import HUB_LIMIT, RecordView, components, split_key
+
+ACTIVITIES = core(Activity)
+CONTACTS = core(Contact)
+IDENTITIES = core(Identity)
+PARTICIPANTS = core(Participant)
+RECORD_KEYS = core(RecordKey)
 
 log = logging.getLogger("sxsync.resolve")
 T = TypeVar("T")
@@ -81,8 +87,10 @@ def identity_rows(session: Session, org_id: int, keys: Iterable[str]) -> dict[st
     for kind, values in by_kind.items():
         for batch in among_batches(session, values):
             for ident_id, value, contact_id, origin in session.execute(
-                select(Identity.id, Identity.value, Identity.contact_id, Identity.origin_contact_id).where(
-                    Identity.org_id == org_id, Identity.kind == kind, among(session, Identity.value, batch)
+                select(
+                    IDENTITIES.c.id, IDENTITIES.c.value, IDENTITIES.c.contact_id, IDENTITIES.c.origin_contact_id
+                ).where(
+                    IDENTITIES.c.org_id == org_id, IDENTITIES.c.kind == kind, among(session, IDENTITIES.c.value, batch)
                 )
             ):
                 found[f"{kind}:{value}"] = Known(ident_id, contact_id, origin)
@@ -114,8 +122,12 @@ def neighbourhood(session: Session, org_id: int, seeds: set[str], prior: Prior |
         for batch in among_batches(session, sorted(new_contacts.difference(prior.sole))):
             for ident_id, kind, value, contact_id, origin in session.execute(
                 select(
-                    Identity.id, Identity.kind, Identity.value, Identity.contact_id, Identity.origin_contact_id
-                ).where(among(session, Identity.contact_id, batch))
+                    IDENTITIES.c.id,
+                    IDENTITIES.c.kind,
+                    IDENTITIES.c.value,
+                    IDENTITIES.c.contact_id,
+                    IDENTITIES.c.origin_contact_id,
+                ).where(among(session, IDENTITIES.c.contact_id, batch))
             ):
                 key = f"{kind}:{value}"
                 hood.identities[key] = Known(ident_id, contact_id, origin)
@@ -149,7 +161,7 @@ def _records_around(session: Session, org_id: int, frontier: set[str], hood: Nei
     keys_of: dict[int, set[str]] = defaultdict(set)
     for id_batch in among_batches(session, new_ids):
         for record_id, key in session.execute(
-            select(RecordKey.record_id, RecordKey.key).where(among(session, RecordKey.record_id, id_batch))
+            select(RECORD_KEYS.c.record_id, RECORD_KEYS.c.key).where(among(session, RECORD_KEYS.c.record_id, id_batch))
         ):
             keys_of[record_id].add(key)
     carried: set[str] = set()
@@ -168,12 +180,12 @@ def _carriers(session: Session, org_id: int, keys: list[str]) -> Select[str, int
     """(key, record id, the key's record count) of the records carrying the keys; one row for a hub key."""
     rows = (
         select(
-            RecordKey.key,
-            RecordKey.record_id,
-            func.count().over(partition_by=RecordKey.key).label("n"),
-            func.row_number().over(partition_by=RecordKey.key).label("i"),
+            RECORD_KEYS.c.key,
+            RECORD_KEYS.c.record_id,
+            func.count().over(partition_by=RECORD_KEYS.c.key).label("n"),
+            func.row_number().over(partition_by=RECORD_KEYS.c.key).label("i"),
         )
-        .where(RecordKey.org_id == org_id, among(session, RecordKey.key, keys))
+        .where(RECORD_KEYS.c.org_id == org_id, among(session, RECORD_KEYS.c.key, keys))
         .subquery()
     )
     return select(rows.c.key, rows.c.record_id, rows.c.n).where(or_(rows.c.n <= HUB_LIMIT, rows.c.i == 1))
@@ -199,19 +211,21 @@ def evidenced(session: Session, org_id: int, keys: set[str], counted: Mapping[st
     for batch in among_batches(session, sorted(k for k in keys if k not in counted)):
         found.update(
             session.execute(
-                select(RecordKey.key).where(RecordKey.org_id == org_id, among(session, RecordKey.key, batch)).distinct()
+                select(RECORD_KEYS.c.key)
+                .where(RECORD_KEYS.c.org_id == org_id, among(session, RECORD_KEYS.c.key, batch))
+                .distinct()
             ).scalars()
         )
     emails = [split_key(k)[1] for k in keys if k.startswith("email:") and k not in found]
     refs = [split_key(k)[1] for k in keys if k.startswith("ref:") and k not in found]
-    for column, values, prefix in ((Participant.email, emails, "email:"), (Participant.person_ref, refs, "ref:")):
+    for column, values, prefix in ((PARTICIPANTS.c.email, emails, "email:"), (PARTICIPANTS.c.person_ref, refs, "ref:")):
         for batch in among_batches(session, values):
             found.update(
                 prefix + str(v)
                 for v in session.execute(
                     select(column)
-                    .join(Activity, Activity.id == Participant.activity_id)
-                    .where(Participant.org_id == org_id, among(session, column, batch), Activity.noise.is_(None))
+                    .join(ACTIVITIES, ACTIVITIES.c.id == PARTICIPANTS.c.activity_id)
+                    .where(PARTICIPANTS.c.org_id == org_id, among(session, column, batch), ACTIVITIES.c.noise.is_(None))
                     .distinct()
                 ).scalars()
             )
@@ -317,7 +331,7 @@ def _free_contacts(session: Session, ids: set[int]) -> set[int]:
     for batch in among_batches(session, wanted):
         free.update(
             session.execute(
-                select(Contact.id).where(among(session, Contact.id, batch), Contact.status != "active")
+                select(CONTACTS.c.id).where(among(session, CONTACTS.c.id, batch), CONTACTS.c.status != "active")
             ).scalars()
         )
     return free
