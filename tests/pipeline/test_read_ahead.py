@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,6 +48,18 @@ def state_of(stack: Stack) -> SyncState:
         return session.execute(select(SyncState)).scalar_one()
 
 
+def at_failpoint(monkeypatch: pytest.MonkeyPatch, name: str, action: Callable[[int], None]) -> None:
+    """Run `action(connection_id)` when the pipeline passes the failpoint `name` (after the real failpoint)."""
+    real = pipeline.failpoint
+
+    def hooked(reached: str, connection_id: int) -> None:
+        real(reached, connection_id)
+        if reached == name:
+            action(connection_id)
+
+    monkeypatch.setattr(pipeline, "failpoint", hooked)
+
+
 def emulator_calls(stack: Stack) -> int:
     """Gmail API requests the emulator served (batch parts count once: the request), the consent's included."""
     calls = stack.sandbox.google.stats_snapshot()["calls"]
@@ -78,15 +90,12 @@ def test_a_connection_paused_while_its_page_is_stored_stores_nothing_read_ahead(
     manual_stack: tuple[Stack, deque[Job]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack, jobs = manual_stack
-    real_failpoint = pipeline.failpoint
 
-    def pause_after_commit(name: str, connection_id: int) -> None:
-        real_failpoint(name, connection_id)
-        if name == "after_commit":
-            with stack.rt.writes.begin() as session:
-                session.execute(update(Connection).where(Connection.id == connection_id).values(status="paused"))
+    def pause(connection_id: int) -> None:
+        with stack.rt.writes.begin() as session:
+            session.execute(update(Connection).where(Connection.id == connection_id).values(status="paused"))
 
-    monkeypatch.setattr(pipeline, "failpoint", pause_after_commit)
+    at_failpoint(monkeypatch, "after_commit", pause)
     connection_id, stream, version, _ = jobs.popleft()
     outcome = run_page(stack.rt, connection_id, stream, version)
     state = state_of(stack)
@@ -124,14 +133,12 @@ def test_a_worker_killed_while_reading_ahead_is_healed_by_its_redelivered_messag
     manual_stack: tuple[Stack, deque[Job]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack, jobs = manual_stack
+
+    def die(connection_id: int) -> None:
+        raise SystemExit("worker killed while the next page was being read ahead")
+
     real_failpoint = pipeline.failpoint
-
-    def die_after_first_checkpoint(name: str, connection_id: int) -> None:
-        real_failpoint(name, connection_id)
-        if name == "after_checkpoint":
-            raise SystemExit("worker killed while the next page was being read ahead")
-
-    monkeypatch.setattr(pipeline, "failpoint", die_after_first_checkpoint)
+    at_failpoint(monkeypatch, "after_checkpoint", die)
     first = jobs.popleft()[:3]
     with pytest.raises(SystemExit):
         run_page(stack.rt, *first)
