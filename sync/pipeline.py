@@ -253,9 +253,12 @@ def _fetch_and_commit(rt: Runtime, connection: Connection, run: _Run, owner: str
 
 def _reads_ahead(rt: Runtime, run: _Run, state: SyncState, page: Page) -> bool:
     """Fetch the page after this one while storing it? Not after the last page, nor when the provider asked
-    for a wait, nor beyond the run's length; nor while storing a pass's first page, the one a new connection
-    waits for (time to first data): the next page's client work would compete with its store for the CPU."""
+    for a wait, nor beyond the run's length, nor after a page that read nothing and left the cursor as it
+    was (a loop spends no more than a page a job); nor while storing a pass's first page, the one a new
+    connection waits for (time to first data): the next page's client work would compete with its store."""
     if page.done or page.retry_after or state.cursor is None:
+        return False
+    if not page.observations and not page.rejections and page.cursor == state.cursor:
         return False
     return run.pages < rt.settings.read_ahead_pages
 

@@ -55,6 +55,7 @@ def one_mailbox(tmp_path: Path, sqlite_url: str) -> Any:
         database_url=sqlite_url,
         workers=0,
         page_size=10,
+        read_ahead_pages=1,  # one page a job: the tests follow the progress page by page
         tls=False,
         admin_key=ADMIN_KEY,
     ) as stack:

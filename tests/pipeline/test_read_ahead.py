@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 import sync.pipeline as pipeline
-from connectors.base import RateLimited
+from connectors.base import Page, RateLimited
 from models.tables import Connection, SyncState
 from sync.pipeline import run_page
 from sync.scheduler import start_all
@@ -169,3 +169,21 @@ def test_a_pass_first_page_is_stored_alone_and_its_next_page_enqueued(
     state = state_of(stack)
     assert (state.version, state.pages_total, state.lease_owner) == (1, 1, None)
     assert [job[2] for job in jobs] == [1]
+
+
+def test_a_page_that_read_nothing_and_kept_its_cursor_is_not_followed_by_a_read_ahead(
+    manual_stack: tuple[Stack, deque[Job]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, jobs = manual_stack
+    state = state_of(stack)
+    fetched: list[object] = []
+
+    def nothing_new(rt: object, connection: object, stream: str, cursor: object) -> Page:
+        fetched.append(cursor)
+        return Page([], [], state.cursor, done=False, api_calls=1)  # a source stuck on its cursor
+
+    monkeypatch.setattr(pipeline, "_fetch", nothing_new)
+    connection_id, stream, version, _ = jobs.popleft()
+    outcome = run_page(stack.rt, connection_id, stream, version)
+    assert (outcome.status, outcome.version, len(fetched)) == ("committed", version + 1, 1)
+    assert state_of(stack).idle_pages == 1 and [job[2] for job in jobs] == [version + 1]
