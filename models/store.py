@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -25,7 +25,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.schema import ScalarElementColumnDefault
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
+from sqlalchemy.util import get_callable_argspec
 
 from models.arrays import INT8_MAX, INT8_MIN, packed, ready
 from models.tables import Base, Contact, Org, UTCDateTime
@@ -125,7 +126,8 @@ def insert_rows(session: Session, table: type[Base], rows: Sequence[dict[str, An
     per column in binary format (~2.5 µs a row of client CPU, ~8 µs in all: a third of a row-by-row
     executemany; psycopg's text format escapes every element, ~8 µs a row), a column of plain ints or strings
     packed by models.arrays (8,000 five-column identity rows: 1.07 -> 0.88 µs a row of client CPU).
-    A table whose omitted columns have Python-side defaults that need calling goes through Core instead.
+    Omitted columns get their scalar defaults, or their callable ones (`utcnow`) called per row as Core would;
+    a table with a default that reads the statement's context goes through Core instead.
     """
     if not rows:
         return
@@ -136,12 +138,12 @@ def insert_rows(session: Session, table: type[Base], rows: Sequence[dict[str, An
     if plan is None:
         session.execute(insert(core), list(rows))
         return
-    sql, defaults, processors = plan
+    sql, fills, processors = plan
     columns = [
         [process(row[key]) for row in rows] if process else [row[key] for row in rows]
         for key, process in zip(keys, processors, strict=True)
     ]
-    columns += [[value] * len(rows) for value in defaults]
+    columns += [fill(len(rows)) for fill in fills]
     if connection.dialect.name == "postgresql":
         _packing(connection)
         connection.exec_driver_sql(sql, tuple(map(packed, columns)))
@@ -149,37 +151,76 @@ def insert_rows(session: Session, table: type[Base], rows: Sequence[dict[str, An
         connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-_plans: dict[tuple[str, tuple[str, ...], str], tuple[str, list[Any], list[Any]] | None] = {}
+Fill = Callable[[int], list[Any]]  # an omitted column's bound values for so many rows
 
 
-def _insert_plan(core: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Any], list[Any]] | None:
-    """(SQL, scalar defaults of the omitted columns, bind processors) for `insert_rows`; None: use Core."""
+_plans: dict[tuple[str, tuple[str, ...], str], tuple[str, list[Fill], list[Any]] | None] = {}
+
+
+def _insert_plan(core: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Fill], list[Any]] | None:
+    """(SQL, fillers of the omitted columns with defaults, bind processors) for `insert_rows`; None: use Core."""
     cache_key = (core.name, keys, dialect.name)
     if cache_key in _plans:
         return _plans[cache_key]
-    defaults: list[Any] = []
+    made: list[Callable[[], Any] | None] = []  # per omitted column: its callable default, None for a scalar one
+    scalars: list[Any] = []
     filled: list[str] = []
     for column in core.columns:
         if column.name in keys or column.primary_key or column.default is None:
             continue
-        if not isinstance(column.default, ScalarElementColumnDefault):
-            _plans[cache_key] = None  # a callable default (a timestamp, a fresh list): Core calls it per row
+        if isinstance(column.default, ScalarElementColumnDefault):
+            made.append(None)
+            scalars.append(column.default.arg)
+        elif (call := _plain_callable(column.default)) is not None:
+            made.append(call)
+            scalars.append(None)
+        else:
+            _plans[cache_key] = None  # a default that reads the statement's context: Core runs it per row
             return None
         filled.append(column.name)
-        defaults.append(column.default.arg)
     names = [*keys, *filled]
     quote = dialect.identifier_preparer.quote
     target = f"{dialect.identifier_preparer.format_table(core)} ({', '.join(quote(n) for n in names)})"
     processors = [_bind_processor(core.c[key].type, dialect) for key in names]
-    defaults = [process(v) if process else v for v, process in zip(defaults, processors[len(keys) :], strict=True)]
+    fills = [
+        _filler(call, scalar, process)
+        for call, scalar, process in zip(made, scalars, processors[len(keys) :], strict=True)
+    ]
     # the SQL holds only the schema's own (quoted) table and column names and their types; values are bound
     if dialect.name == "postgresql":
         arrays = ", ".join(f"%b::{core.c[n].type.compile(dialect=dialect)}[]" for n in names)  # binary arrays
         sql = f"INSERT INTO {target} SELECT * FROM unnest({arrays})"  # noqa: S608
     else:
         sql = f"INSERT INTO {target} VALUES ({', '.join('?' * len(names))})"  # noqa: S608
-    _plans[cache_key] = (sql, defaults, processors[: len(keys)])
+    _plans[cache_key] = (sql, fills, processors[: len(keys)])
     return _plans[cache_key]
+
+
+def _plain_callable(default: Any) -> Callable[[], Any] | None:
+    """A callable default's function when it takes no context (`utcnow`, `list`), as SQLAlchemy tells them apart.
+
+    SQLAlchemy wraps such a function in one that drops the context (`__wrapped__` is the function); one that takes
+    the context is kept as it is.
+    """
+    call = getattr(default.arg, "__wrapped__", None) if isinstance(default, CallableColumnDefault) else None
+    if call is None:
+        return None
+    try:
+        spec = get_callable_argspec(call, no_self=True)  # SQLAlchemy's own test (ColumnDefault._maybe_wrap_callable)
+    except TypeError:  # a builtin or class (`list`, `dict`): SQLAlchemy calls those without the context
+        return cast(Callable[[], Any], call)
+    positional = len(spec[0]) - len(spec[3] or ())
+    return cast(Callable[[], Any], call) if positional == 0 else None
+
+
+def _filler(call: Callable[[], Any] | None, scalar: Any, process: Any) -> Fill:
+    """An omitted column's values: its scalar default processed once, or its callable default called per row."""
+    if call is None:
+        value = process(scalar) if process else scalar
+        return lambda count: [value] * count
+    if process:
+        return lambda count: [process(call()) for _ in range(count)]
+    return lambda count: [call() for _ in range(count)]
 
 
 def _bind_processor(column_type: Any, dialect: Dialect) -> Any:
