@@ -1,4 +1,5 @@
-"""A worker process caps glibc's malloc arenas (sync/malloc_arenas.py), unless MALLOC_ARENA_MAX says otherwise."""
+"""A worker process caps glibc's malloc arenas (sync/malloc_arenas.py), unless MALLOC_ARENA_MAX says otherwise,
+and collects garbage less often (sync/gc_tuning.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 REPO = Path(__file__).resolve().parents[2]
 ARENAS_AFTER_THREADS = """
 import ctypes, ctypes.util, re, sys, tempfile, threading
 sys.path.insert(0, {repo!r})
-from sync.malloc_arenas import limit_malloc_arenas
-capped = limit_malloc_arenas() if sys.argv[1] == "cap" else False
+if sys.argv[1] == "worker":  # the module `dramatiq worker worker` loads
+    import gc, worker
+    capped = gc.get_threshold() == (10000, 2, 2) and gc.get_freeze_count() > 0
+else:
+    from sync.malloc_arenas import limit_malloc_arenas
+    capped = limit_malloc_arenas() if sys.argv[1] == "cap" else False
 start, done = threading.Barrier(9), threading.Barrier(9)
 def allocate():
     start.wait()  # every thread allocates at once: glibc hands contended threads new arenas
@@ -35,10 +41,11 @@ print(capped, heaps)
 """
 
 
-def arenas_after_threads(cap: bool, env: dict[str, str]) -> tuple[str, int]:
+def arenas_after_threads(setup: str, env: dict[str, str]) -> tuple[str, int]:
+    """In a fresh process after `setup` (cap, free, worker): (what setup reported, malloc heaps after 8 threads)."""
     code = ARENAS_AFTER_THREADS.format(repo=str(REPO))
     out = subprocess.run(
-        [sys.executable, "-c", code, "cap" if cap else "free"], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, setup], env=env, capture_output=True, text=True, check=True, cwd=REPO
     ).stdout.split()
     return out[0], int(out[1])
 
@@ -50,11 +57,18 @@ def clean_env() -> dict[str, str]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
 def test_eight_allocating_threads_share_two_arenas_once_capped(clean_env: dict[str, str]) -> None:
-    assert arenas_after_threads(cap=True, env=clean_env) == ("True", 2)
-    _, uncapped = arenas_after_threads(cap=False, env=clean_env)
+    assert arenas_after_threads("cap", clean_env) == ("True", 2)
+    _, uncapped = arenas_after_threads("free", clean_env)
     assert uncapped > 2, "without the cap the threads spread over more arenas (else this test proves nothing)"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
 def test_malloc_arena_max_in_the_environment_wins(clean_env: dict[str, str]) -> None:
-    assert arenas_after_threads(cap=True, env=clean_env | {"MALLOC_ARENA_MAX": "3"}) == ("False", 3)
+    assert arenas_after_threads("cap", clean_env | {"MALLOC_ARENA_MAX": "3"}) == ("False", 3)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_the_worker_module_caps_the_arenas_and_tunes_the_collector(clean_env: dict[str, str], tmp_path: Path) -> None:
+    env = clean_env | {"SXSYNC_DATA_DIR": str(tmp_path), "SXSYNC_BROKER_URL": "", "SXSYNC_DATABASE_URL": "",
+                       "SXSYNC_SECRET_KEYS": Fernet.generate_key().decode()}  # fmt: skip
+    assert arenas_after_threads("worker", env) == ("True", 2)
