@@ -17,19 +17,17 @@ threads each. The emulator enforces its per-user ceiling:
   hubspot-fetch  the same world, limits and budget (Redis), but no product: one thread per stream fetches
            its pages back to back and stores nothing - what the shared budget alone lets through. Set
            beside the backfill's figure it tells the budget from the store: on the 2-core dev box the
-           budget reaches 96-98 % here while the backfill stays store-bound (a contacts page of 600 takes
-           ~1-2 s to store against 0.6 s of searches), 67-78 % (issue 8: 45-64 % before the budget
-           counted requests from their answers).
+           budget reaches 96-98 % here; the backfill did too once pages were read ahead while stored
+           (session 6; 56-82 % before, store-bound).
 
-What bounds the HubSpot backfill (`--timeline`): a stream fetches its next page only after storing this one,
-and the contacts stream holds 30 of the run's 56 searches, three to a page, so its chain (its searches, its
-9 stores, each job's start) decides the end once the other streams are done, while the budget idles during
-each of its stores. Its first page is also late: at the start six streams share the budget and the engagement
-streams take five searches a page. Until session 5 the stores themselves were slow on PostgreSQL (cached
-generic plans of `= ANY(:array)` lookups: a calls page took 9 s, now 0.5 s; see models/db.py). Tried before
-and measured: the stream with the most pages left first on the searches (44-66 % against 46-83 % without),
-storing without the org lock (66-71 %, concurrent stores failed and were fetched again), contacts pages of
-1,000 (68-77 % against 71-81 %).
+What bounded the HubSpot backfill until session 6 (`--timeline` shows it): a stream fetched its next page only
+after storing this one, and the contacts stream holds 30 of the run's 56 searches, three to a page, so its
+chain (its searches, its 9 stores, each job's start) decided the end while the budget idled during each of
+its stores: 56-82 %. Since session 6 a page job reads the next page ahead while it stores one
+(sync/pipeline.py, SXSYNC_READ_AHEAD_PAGES), and the run reaches 97-99 %, as the budget alone does. Tried
+before that and measured: the stream with the most pages left first on the searches (44-66 %), storing
+without the org lock (66-71 %, concurrent stores failed and were fetched again), contacts pages of 1,000
+(68-77 %).
 
 What the emulator served and refused is read inside the emulator (this process wraps its counters): per
 account, the units served (Gmail quota units; HubSpot calls) between the first and the last served call,
