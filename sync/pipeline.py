@@ -207,6 +207,7 @@ def _continue(
     if now.status != "active":  # paused or disconnected while this page was stored
         run.ahead = None
         _stop_chain(rt, state.id, error=None)
+        _clear_crashes(rt, state.id, version)  # the commit counted this job in flight at the page it drops
         return None
     return now, state
 

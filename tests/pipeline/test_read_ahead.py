@@ -101,6 +101,7 @@ def test_a_connection_paused_while_its_page_is_stored_stores_nothing_read_ahead(
     state = state_of(stack)
     assert (outcome.status, state.version, state.pages_total) == ("committed", version + 1, 2)
     assert (state.running, state.lease_owner) == (False, None), "the chain stops, the lease is free"
+    assert (state.crash_count, state.crash_version) == (0, None), "no crash is left counted at the dropped page"
     assert not jobs
 
 
