@@ -11,7 +11,7 @@ Any other list stays a plain list for psycopg's own dumpers.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain, repeat
 from typing import Any, ClassVar
@@ -62,50 +62,48 @@ class Timestamps(Packed):
     element_oid = TIMESTAMPTZ_OID
 
 
-class _PackedDumper(Dumper):
+def _array(obj: Packed, elements: Iterable[bytes]) -> bytes:
+    """PostgreSQL's binary array: its one-dimension header, then each element's length and bytes."""
+    return _HEAD.pack(1, int(obj.nulls), obj.element_oid, len(obj), 1) + b"".join(elements)
+
+
+class _Int8sDumper(Dumper):
     format = Format.BINARY
-
-    def dump(self, obj: Packed) -> bytes:
-        head = _HEAD.pack(1, int(obj.nulls), obj.element_oid, len(obj), 1)
-        return head + b"".join(self.elements(obj))
-
-    def elements(self, obj: Packed) -> Any:
-        raise NotImplementedError
-
-
-class _Int8sDumper(_PackedDumper):
     oid = INT8_ARRAY_OID
 
-    def elements(self, obj: Packed) -> Any:
+    def dump(self, obj: Packed) -> bytes:
         if not obj.nulls:
-            return map(_INT8.pack, repeat(8, len(obj)), obj)
-        return (_NULL if v is None else _INT8.pack(8, v) for v in obj)
+            return _array(obj, map(_INT8.pack, repeat(8, len(obj)), obj))
+        return _array(obj, (_NULL if v is None else _INT8.pack(8, v) for v in obj))
 
 
-class _TextsDumper(_PackedDumper):
+class _TextsDumper(Dumper):
+    format = Format.BINARY
     oid = TEXT_ARRAY_OID
 
-    def elements(self, obj: Packed) -> Any:
+    def dump(self, obj: Packed) -> bytes:
         encoding = self.connection.info.encoding if self.connection is not None else "utf-8"
         values = [v or "" for v in obj] if obj.nulls else obj
         items = "\x00".join(values).encode(encoding).split(b"\x00")  # `packed` lets no NUL in
         lengths = [-1 if v is None else len(b) for v, b in zip(obj, items, strict=True)] if obj.nulls else None
         packed_lengths = map(_LENGTH.pack, lengths if lengths is not None else map(len, items))
-        return chain.from_iterable(zip(packed_lengths, items, strict=True))
+        return _array(obj, chain.from_iterable(zip(packed_lengths, items, strict=True)))
 
 
-class _BoolsDumper(_PackedDumper):
+class _BoolsDumper(Dumper):
+    format = Format.BINARY
     oid = BOOL_ARRAY_OID
 
-    def elements(self, obj: Packed) -> Any:
-        return map(_BOOLS.__getitem__, obj)
+    def dump(self, obj: Packed) -> bytes:
+        return _array(obj, map(_BOOLS.__getitem__, obj))
 
 
-class _TimestampsDumper(_PackedDumper):
+class _TimestampsDumper(Dumper):
+    format = Format.BINARY
     oid = TIMESTAMPTZ_ARRAY_OID
 
-    def elements(self, obj: Packed) -> Any:
-        return (_NULL if v is None else _INT8.pack(8, _micros(v - PG_EPOCH)) for v in obj)
+    def dump(self, obj: Packed) -> bytes:
+        return _array(obj, (_NULL if v is None else _INT8.pack(8, _micros(v - PG_EPOCH)) for v in obj))
 
 
 def _micros(delta: Any) -> int:
@@ -116,7 +114,7 @@ DUMPERS = ((Int8s, _Int8sDumper), (Texts, _TextsDumper), (Bools, _BoolsDumper), 
 
 
 def ready(adapters: AdaptersMap) -> None:
-    """Give a connection's adapters the packed dumpers.
+    """Give a connection's adapters the packed dumpers (models.db calls it on every new PostgreSQL connection).
 
     SQLAlchemy's psycopg dialect copies psycopg's global map when the engine is made: an engine made before this
     module was imported (the benches) dumped every list element by element.

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.arrays import ready
 from models.rls import apply_rls, rls_current
 
 MIGRATION_LOCK_ID = 7_243_001  # pg_advisory_lock key shared by every entry point
@@ -65,6 +66,10 @@ def _tune_postgresql(engine: Engine) -> None:
     PostgreSQL's plan cache: forcing custom plans on all of them (`plan_cache_mode`) cost the server 70 %
     more CPU in the scale-out bench.
     """
+
+    @event.listens_for(engine, "connect")
+    def _packed_arrays(dbapi_conn: Any, _record: Any) -> None:
+        ready(dbapi_conn.adapters)  # models.arrays: our lists as one binary array each, packed in C loops
 
     @event.listens_for(engine, "do_execute")
     def _unprepared_arrays(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:

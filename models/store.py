@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 from sqlalchemy.util import get_callable_argspec
 
-from models.arrays import INT8_MAX, INT8_MIN, packed, ready
+from models.arrays import INT8_MAX, INT8_MIN, packed
 from models.tables import Base, Contact, Org, UTCDateTime
 
 
@@ -60,7 +60,6 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     """
     listed = list(values)
     if session.get_bind().dialect.name == "postgresql":
-        _packing(session.connection())
         array = _Array(column.type)
         return cast(ColumnElement[bool], column == any_(bindparam(None, listed, type_=array)))
     if _json_plain(listed):
@@ -73,13 +72,6 @@ def _json_plain(values: list[Any]) -> bool:
     """Whether JSON holds every value as itself: all strings, or all ints SQLite stores (int8's range)."""
     kinds = set(map(type, values))
     return kinds == {str} or (kinds == {int} and min(values) >= INT8_MIN and max(values) <= INT8_MAX)
-
-
-def _packing(connection: Connection) -> None:
-    """Make sure the connection's psycopg adapters pack our lists (models.arrays.ready)."""
-    driver = connection.connection.driver_connection
-    if driver is not None:
-        ready(driver.adapters)
 
 
 class _Array(TypeDecorator[list[Any]]):
@@ -104,7 +96,6 @@ def pairs_among(session: Session, columns: tuple[Any, Any], pairs: Sequence[tupl
     first, second = columns
     if session.get_bind().dialect.name != "postgresql":
         return cast(ColumnElement[bool], tuple_(first, second).in_(list(pairs)))
-    _packing(session.connection())
     zipped = (
         func.unnest(
             bindparam(None, [a for a, _ in pairs], type_=_Array(first.type)),
@@ -139,16 +130,30 @@ def insert_rows(session: Session, table: type[Base], rows: Sequence[dict[str, An
         session.execute(insert(core), list(rows))
         return
     sql, fills, processors = plan
-    columns = [
+    columns = _columns(rows, keys, processors) + [fill(len(rows)) for fill in fills]
+    _execute_columns(connection, sql, columns)
+
+
+def _columns(rows: Sequence[dict[str, Any]], keys: Sequence[str], processors: list[Any]) -> list[list[Any]]:
+    """The rows' values column by column, each through its column's bind processor (if it has one)."""
+    return [
         [process(row[key]) for row in rows] if process else [row[key] for row in rows]
         for key, process in zip(keys, processors, strict=True)
     ]
-    columns += [fill(len(rows)) for fill in fills]
+
+
+def _execute_columns(connection: Connection, sql: str, columns: list[list[Any]]) -> None:
+    """Run a driver-level statement of `insert_rows`/`bulk_update`: on PostgreSQL one packed array per column
+    (the `unnest` form), on SQLite executemany of the rows' tuples."""
     if connection.dialect.name == "postgresql":
-        _packing(connection)
         connection.exec_driver_sql(sql, tuple(map(packed, columns)))
     else:
         connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+def _pg_arrays(core: Table, names: Sequence[str], dialect: Dialect) -> str:
+    """`%b::TYPE[]` per column: the binary array parameters of the `unnest` forms."""
+    return ", ".join(f"%b::{core.c[n].type.compile(dialect=dialect)}[]" for n in names)
 
 
 Fill = Callable[[int], list[Any]]  # an omitted column's bound values for so many rows
@@ -188,8 +193,7 @@ def _insert_plan(core: Table, keys: tuple[str, ...], dialect: Dialect) -> tuple[
     ]
     # the SQL holds only the schema's own (quoted) table and column names and their types; values are bound
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%b::{core.c[n].type.compile(dialect=dialect)}[]" for n in names)  # binary arrays
-        sql = f"INSERT INTO {target} SELECT * FROM unnest({arrays})"  # noqa: S608
+        sql = f"INSERT INTO {target} SELECT * FROM unnest({_pg_arrays(core, names, dialect)})"  # noqa: S608
     else:
         sql = f"INSERT INTO {target} VALUES ({', '.join('?' * len(names))})"  # noqa: S608
     _plans[cache_key] = (sql, fills, processors[: len(keys)])
@@ -294,15 +298,7 @@ def bulk_update(
     sql, processors = plan
     if connection.dialect.name == "postgresql" and len(rows) > 1:
         rows = list({tuple(row[c] for c in by): row for row in rows}.values())
-    columns = [
-        [process(row[key]) for row in rows] if process else [row[key] for row in rows]
-        for key, process in zip(keys, processors, strict=True)
-    ]
-    if connection.dialect.name == "postgresql":
-        _packing(connection)
-        connection.exec_driver_sql(sql, tuple(map(packed, columns)))
-    else:
-        connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+    _execute_columns(connection, sql, _columns(rows, keys, processors))
 
 
 _update_plans: dict[tuple[str, tuple[str, ...], int, str], tuple[str, list[Any]] | None] = {}
@@ -322,7 +318,7 @@ def _update_plan(core: Table, keys: tuple[str, ...], by: int, dialect: Dialect) 
     processors = [_bind_processor(core.c[key].type, dialect) for key in keys]
     # the SQL holds only the schema's own (quoted) table and column names and their types; values are bound
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%b::{core.c[k].type.compile(dialect=dialect)}[]" for k in keys)  # binary arrays
+        arrays = _pg_arrays(core, keys, dialect)
         aliases = ", ".join(f"v{i}" for i in range(len(keys)))
         assign = ", ".join(f"{quote(k)} = v.v{i}" for i, k in enumerate(setting))
         where = " AND ".join(f"{name}.{quote(k)} = v.v{i}" for i, k in enumerate(keys) if k in matching)

@@ -49,3 +49,13 @@ def test_ready_gives_a_map_without_them_the_packed_dumpers() -> None:
     bare = AdaptersMap()  # as SQLAlchemy's copy of psycopg's map is when the engine came before models.arrays
     ready(bare)
     assert all(bare.get_dumper(cls, PyFormat.BINARY) is dumper for cls, dumper in DUMPERS)
+
+
+def test_every_connection_of_an_engine_packs_its_lists(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            adapters = conn.connection.driver_connection.adapters  # type: ignore[union-attr]
+            assert all(adapters.get_dumper(cls, PyFormat.BINARY) is dumper for cls, dumper in DUMPERS)
+    finally:
+        engine.dispose()
